@@ -1,0 +1,120 @@
+"""The `distill` command line. It only parses arguments and wires library calls together."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from distill import __version__
+from distill.errors import DistillError
+
+EPILOG = "Every command has its own --help. Docs: README.md and docs/ in the repository."
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from distill.config import load_config
+    from distill.experiment import run_experiment
+
+    cfg = load_config(args.config, args.set)
+    run_experiment(cfg, Path(args.out) if args.out else None, resume=args.resume, quiet=args.quiet)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from distill.evaluate.checkpoint_eval import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, data_root=args.data, split=args.split,
+                                 batch_size=args.batch_size, latency=not args.no_latency)
+    console = Console()
+    console.print_json(data=result)
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from distill.methods import METHODS, method_options
+
+    console = Console()
+    if args.name:
+        cls = METHODS.get(args.name)
+        console.print(f"[bold]{args.name}[/bold]: {cls.summary}")
+        if cls.paper:
+            console.print(f"paper: {cls.paper}")
+        if cls.__doc__:
+            console.print(cls.__doc__.strip())
+        console.print("options:")
+        for key, default in method_options(cls).items():
+            console.print(f"  {key} = {default!r}")
+        return 0
+    for name in METHODS.names():
+        console.print(f"[bold]{name:<16}[/bold] {METHODS.get(name).summary}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from distill.models import MODELS, model_options
+
+    console = Console()
+    for name in [args.name] if args.name else MODELS.names():
+        options = ", ".join(f"{k}={v!r}" for k, v in model_options(name).items())
+        console.print(f"[bold]{name:<10}[/bold] {options}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="distill", description="Knowledge distillation: teacher -> small, fast student, with the numbers.",
+        epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"distill {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train or load the teacher, train the baseline, distill, evaluate",
+                         description="Run a whole experiment from a YAML config and write a run folder.")
+    run.add_argument("config", help="experiment YAML (see examples/)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config field, e.g. --set distill.options.temperature=2 (repeatable)")
+    run.add_argument("--out", help="run folder (default runs/<name>-<time>)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue an interrupted run: the one in --out, else the latest runs/<name>-*")
+    run.add_argument("--quiet", action="store_true", help="no progress output, only the result table")
+    run.set_defaults(func=cmd_run)
+
+    ev = sub.add_parser("evaluate", help="evaluate a checkpoint on a dataset",
+                        description="Evaluate a model checkpoint (<model>-best.safetensors from a run folder).")
+    ev.add_argument("checkpoint", help="a .safetensors checkpoint written by distill")
+    ev.add_argument("--data", help="directory of the Fashion-MNIST IDX files (default: the usual place)")
+    ev.add_argument("--split", choices=["test", "val"], default="test", help="which split (default test)")
+    ev.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size (default 1000)")
+    ev.add_argument("--no-latency", action="store_true", help="skip latency measurement")
+    ev.set_defaults(func=cmd_evaluate)
+
+    me = sub.add_parser("methods", help="list distillation methods, or show one's options and paper")
+    me.add_argument("name", nargs="?", help="a method name")
+    me.set_defaults(func=cmd_methods)
+
+    mo = sub.add_parser("models", help="list the model zoo and each model's options")
+    mo.add_argument("name", nargs="?", help="a model name")
+    mo.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except DistillError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted; continue later with --resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+from distill.data.augment import AugmentParams, BatchAugment
+from distill.data.batches import BatchSource, InMemoryBatches, LoaderBatches
+from distill.data.bundle import DataBundle, Split, from_tensors, load_data
+from distill.data.fashion_mnist import load_fashion_mnist
+from distill.data.idx import read_idx, write_idx
+
+__all__ = [
+    "AugmentParams", "BatchAugment", "BatchSource", "DataBundle", "InMemoryBatches", "LoaderBatches", "Split",
+    "from_tensors", "load_data", "load_fashion_mnist", "read_idx", "write_idx",
+]

@@ -1,0 +1,97 @@
+"""Batch sources the trainer iterates over, one epoch at a time.
+
+``InMemoryBatches`` is the default: the whole dataset sits on the training device and each
+batch is an index slice, augmented as one tensor. ``LoaderBatches`` wraps a user's
+``DataLoader`` for data that does not fit in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Protocol
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from distill.data.augment import BatchAugment
+from distill.methods.base import Batch
+
+
+class BatchSource(Protocol):
+    def __len__(self) -> int: ...
+
+    def epoch(self, epoch: int) -> Iterator[Batch]: ...
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A generator that depends only on (seed, epoch), so a resumed run replays the same draws."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+class InMemoryBatches:
+    def __init__(
+        self,
+        inputs: Tensor,
+        targets: Tensor,
+        batch_size: int,
+        shuffle: bool = True,
+        augment: BatchAugment | None = None,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        if len(inputs) != len(targets):
+            raise ValueError(f"inputs ({len(inputs)}) and targets ({len(targets)}) differ in length")
+        self.inputs, self.targets = inputs, targets
+        self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
+        self.seed, self.drop_last = seed, drop_last
+        self.rank, self.world_size = rank, world_size
+
+    def _shard_size(self) -> int:
+        return len(self.inputs) // self.world_size if self.world_size > 1 else len(self.inputs)
+
+    def __len__(self) -> int:
+        n = self._shard_size()
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        generator = epoch_generator(self.seed, epoch)
+        n = len(self.inputs)
+        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+        if self.world_size > 1:
+            # Every rank draws the same permutation and takes an equal-length strided shard.
+            order = order[: self._shard_size() * self.world_size][self.rank :: self.world_size]
+        device = self.inputs.device
+        for start in range(0, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            if self.drop_last and len(index) < self.batch_size:
+                break
+            index_dev = index.to(device)
+            x = self.inputs[index_dev]
+            view = None
+            if self.augment is not None:
+                view = self.augment.sample(len(index), generator)
+                x = self.augment.apply(x, view)
+            yield Batch(inputs=x, targets=self.targets[index_dev], index=index, view=view)
+
+
+class LoaderBatches:
+    """Adapts a DataLoader yielding (inputs, targets) or (inputs, targets, index)."""
+
+    def __init__(self, loader: DataLoader, device: torch.device | str = "cpu"):
+        self.loader, self.device = loader, torch.device(device)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        sampler = getattr(self.loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        for item in self.loader:
+            x, y = item[0], item[1]
+            index = item[2] if len(item) > 2 else None
+            yield Batch(inputs=x.to(self.device), targets=y.to(self.device), index=index)

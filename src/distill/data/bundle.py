@@ -1,0 +1,81 @@
+"""A dataset ready for training: normalised float tensors split into train / val / test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from distill.config.schema import DataConfig
+from distill.data.augment import BatchAugment
+from distill.data.fashion_mnist import CLASSES, load_fashion_mnist
+from distill.errors import DataError
+
+
+@dataclass
+class Split:
+    inputs: Tensor
+    targets: Tensor
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def head(self, n: int | None) -> Split:
+        return self if n is None else Split(self.inputs[:n], self.targets[:n])
+
+
+@dataclass
+class DataBundle:
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    class_names: list[str]
+    augment: BatchAugment | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.inputs.shape[1:])
+
+
+def carve_validation(split: Split, val_size: int, seed: int) -> tuple[Split, Split]:
+    if val_size >= len(split):
+        raise DataError(f"data.val_size={val_size} leaves no training data out of {len(split)} samples")
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:val_size], order[val_size:]
+    return (Split(split.inputs[train_idx], split.targets[train_idx]),
+            Split(split.inputs[val_idx], split.targets[val_idx]))
+
+
+def from_tensors(name: str, train: Split, test: Split, num_classes: int | None = None, val_size: int = 0,
+                 val: Split | None = None, seed: int = 0, augment: BatchAugment | None = None,
+                 class_names: list[str] | None = None) -> DataBundle:
+    """Build a bundle from user tensors (the validation split is carved from train when not given)."""
+    if val is None:
+        if val_size <= 0:
+            raise DataError("give a validation split or val_size > 0")
+        train, val = carve_validation(train, val_size, seed)
+    classes = num_classes or int(torch.cat([train.targets, val.targets, test.targets]).max()) + 1
+    return DataBundle(name, train, val, test, classes, class_names or [str(i) for i in range(classes)], augment)
+
+
+def load_data(cfg: DataConfig) -> DataBundle:
+    if cfg.dataset != "fashion_mnist":  # pydantic already restricts this; kept for new datasets
+        raise DataError(f"unknown dataset '{cfg.dataset}'")
+    raw = load_fashion_mnist(cfg.root)
+    # Normalise once up front; padding for crops uses the value a black pixel maps to.
+    mean, std = 0.2860, 0.3530
+    to_float = lambda images: ((images.float() / 255.0 - mean) / std).unsqueeze(1)  # noqa: E731
+    full = Split(to_float(raw["train_images"]), raw["train_labels"].long())
+    train, val = carve_validation(full, cfg.val_size, cfg.split_seed)
+    if cfg.train_subset is not None:
+        train = train.head(cfg.train_subset)
+    test = Split(to_float(raw["test_images"]), raw["test_labels"].long()).head(cfg.test_subset)
+    augment = None
+    if cfg.augment is not None and (cfg.augment.crop_padding > 0 or cfg.augment.hflip):
+        augment = BatchAugment(cfg.augment.crop_padding, cfg.augment.hflip, fill=(0.0 - mean) / std)
+    return DataBundle("fashion_mnist", train, val, test, len(CLASSES), list(CLASSES), augment,
+                      meta={"mean": mean, "std": std})

@@ -1,0 +1,26 @@
+"""Classification metrics. The arithmetic is torchmetrics' (tested, and rank-reduction aware)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+from torch.nn import functional as F
+from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
+
+
+def classification_metrics(logits: Tensor, targets: Tensor, num_classes: int,
+                           reference_logits: Tensor | None = None, ece_bins: int = 15) -> dict:
+    """accuracy, per-class accuracy, cross-entropy, ECE and (given a teacher's logits) top-1 agreement."""
+    logits, targets = logits.float().cpu(), targets.cpu()
+    accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")(logits, targets)
+    per_class = MulticlassAccuracy(num_classes=num_classes, average=None)(logits, targets)
+    ece = MulticlassCalibrationError(num_classes=num_classes, n_bins=ece_bins, norm="l1")(logits.softmax(-1), targets)
+    result = {
+        "accuracy": float(accuracy),
+        "per_class_accuracy": [float(a) for a in per_class],
+        "cross_entropy": float(F.cross_entropy(logits, targets)),
+        "ece": float(ece),
+    }
+    if reference_logits is not None:
+        agree = MulticlassAccuracy(num_classes=num_classes, average="micro")(logits, reference_logits.cpu().argmax(-1))
+        result["agreement"] = float(agree)
+    return result

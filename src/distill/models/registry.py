@@ -1,0 +1,45 @@
+"""Model registry: a factory takes (input_shape, num_classes, **options) and returns an nn.Module."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from distill.errors import ConfigError
+from distill.registry import Registry, nearest
+
+ModelFactory = Callable[..., nn.Module]
+MODELS: Registry[ModelFactory] = Registry("model")
+
+
+def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
+    """``@register_model("my_net")`` on ``def f(input_shape, num_classes, **options)``."""
+    return MODELS.register(name)
+
+
+def model_options(name: str) -> dict[str, Any]:
+    params = inspect.signature(MODELS.get(name)).parameters
+    return {
+        n: p.default
+        for n, p in params.items()
+        if n not in ("input_shape", "num_classes") and p.kind is not p.VAR_KEYWORD
+    }
+
+
+def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **options: Any) -> nn.Module:
+    factory = MODELS.get(name)
+    allowed = model_options(name)
+    for key in options:
+        if key not in allowed:
+            raise ConfigError(
+                f"model '{name}' has no option '{key}'{nearest(key, list(allowed))}; "
+                f"its options are: {', '.join(allowed)}"
+            )
+    return factory(input_shape=tuple(input_shape), num_classes=num_classes, **options)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,264 @@
+"""The one training loop: teacher training, the baseline student and distillation all run here.
+
+The trainer knows the method contract (needs -> outputs -> dict of losses), not the methods.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from distill.config.schema import TrainConfig
+from distill.data.batches import BatchSource
+from distill.errors import NonFiniteLossError
+from distill.knowledge.taps import Taps
+from distill.methods.base import Batch, Method, Outputs
+from distill.models.predict import predict
+from distill.train.checkpoint import (
+    atomic_write_text,
+    flatten_optimizer,
+    load_tensors,
+    save_tensors,
+    unflatten_optimizer,
+)
+from distill.train.progress import NullProgress
+from distill.train.schedule import build_optimizer, learning_rate
+
+TeacherFn = Callable[[Batch], Outputs]
+EpochCallback = Callable[["Trainer", dict], None]
+
+
+@dataclass
+class FitResult:
+    name: str
+    best_epoch: int
+    best_val_accuracy: float
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def uses_conv(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def input_preparer(model: nn.Module, channels_last: bool) -> Callable[[Tensor], Tensor]:
+    if channels_last and uses_conv(model):
+        return lambda x: x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+    return lambda x: x
+
+
+class MetricsLog:
+    """Appends one JSON line per epoch per model to ``metrics.jsonl``."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    def write(self, record: dict) -> None:
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+class Trainer:
+    def __init__(
+        self,
+        name: str,
+        model: nn.Module,
+        cfg: TrainConfig,
+        method: Method,
+        *,
+        teacher: TeacherFn | None = None,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        checkpoint_dir: Path | None = None,
+        metrics_log: MetricsLog | None = None,
+        progress=None,
+        channels_last: bool = True,
+        model_meta: dict | None = None,
+        eval_batch_size: int = 1000,
+        callbacks: list[EpochCallback] | None = None,
+    ):
+        self.name, self.cfg, self.method, self.seed = name, cfg, method, seed
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.method = method.to(self.device)
+        self.needs = method.needs()
+        if self.needs.teacher and teacher is None:
+            raise ValueError(f"method '{getattr(method, 'name', method)}' needs a teacher but none was given")
+        self.teacher = teacher
+        self.prepare = input_preparer(model, channels_last)
+        if channels_last and uses_conv(model):
+            self.model.to(memory_format=torch.channels_last)
+        self.checkpoint_dir = checkpoint_dir
+        self.metrics_log = metrics_log or MetricsLog(None)
+        self.progress = progress or NullProgress()
+        self.model_meta = model_meta or {}
+        self.eval_batch_size = eval_batch_size
+        self.callbacks = list(callbacks or [])
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _path(self, kind: str) -> Path | None:
+        return self.checkpoint_dir / f"{self.name}-{kind}.safetensors" if self.checkpoint_dir else None
+
+    def _save(self, state: dict, best: bool) -> None:
+        if self.checkpoint_dir is None:
+            return
+        weights = self.model.state_dict()
+        if best:
+            save_tensors(self._path("best"), weights, {"model": self.model_meta, "epoch": state["epoch"]})
+        optim_tensors, optim_plain = flatten_optimizer(self.optimizer.state_dict())
+        tensors = {f"model.{k}": v for k, v in weights.items()}
+        tensors.update({f"method.{k}": v for k, v in self.method.state_dict().items()})
+        tensors.update(optim_tensors)
+        save_tensors(self._path("last"), tensors,
+                     {"model": self.model_meta, "trainer_state": state, "optimizer": optim_plain})
+        atomic_write_text(self.checkpoint_dir / f"{self.name}-trainer-state.json", json.dumps(state, indent=1))
+
+    def _restore(self) -> dict | None:
+        path = self._path("last")
+        if path is None or not path.is_file():
+            return None
+        tensors, meta = load_tensors(path)
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        method_state = {k[7:]: v for k, v in tensors.items() if k.startswith("method.")}
+        if method_state:
+            self.method.load_state_dict(method_state)
+        self.optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))
+        return meta["trainer_state"]
+
+    def load_best(self) -> None:
+        path = self._path("best")
+        if path is not None and path.is_file():
+            tensors, _ = load_tensors(path)
+            self.model.load_state_dict(tensors)
+
+    # -- training ------------------------------------------------------------------------------
+    def _parameters(self) -> list[nn.Parameter]:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        params += [p for p in self.method.parameters() if p.requires_grad]
+        return params
+
+    def _step(self, batch: Batch, student_taps: Taps | None) -> dict[str, Tensor]:
+        logits = self.model(self.prepare(batch.inputs))
+        student = Outputs(logits, student_taps.pop() if student_taps else {})
+        teacher = self.teacher(batch) if self.needs.teacher else None
+        return self.method.losses(student, teacher, batch)
+
+    def validate(self, inputs: Tensor, targets: Tensor) -> dict[str, float]:
+        logits = predict(self.model, inputs.to(self.device), self.eval_batch_size, self.prepare)
+        targets = targets.to(logits.device)
+        return {
+            "val_accuracy": float((logits.argmax(-1) == targets).float().mean()),
+            "val_loss": float(F.cross_entropy(logits, targets)),
+        }
+
+    def _probe(self, inputs: Tensor) -> None:
+        """One forward pass on a few samples so a method can size its adapters and check shapes."""
+        x = inputs[:2].to(self.device)
+        batch = Batch(inputs=x, targets=torch.zeros(len(x), dtype=torch.long, device=self.device))
+        paths = self.needs.student_modules
+        with Taps(self.model, paths, "student") as taps, torch.no_grad():
+            was_training = self.model.training
+            self.model.eval()
+            student = Outputs(self.model(self.prepare(x)), taps.pop())
+            self.model.train(was_training)
+        teacher = self.teacher(batch) if self.needs.teacher else None
+        self.method.setup(student, teacher)
+        self.method.to(self.device)
+
+    def fit(self, train: BatchSource, val_inputs: Tensor, val_targets: Tensor, resume: bool = False) -> FitResult:
+        cfg = self.cfg
+        self._probe(val_inputs)
+        self.optimizer = build_optimizer(self._parameters(), cfg)
+        steps_per_epoch = len(train)
+        state: dict[str, Any] = {"epoch": 0, "step": 0, "best_epoch": -1, "best_val_accuracy": -1.0,
+                                 "history": [], "finished": False, "seconds": 0.0}
+        if resume:
+            state = self._restore() or state
+        if state["finished"]:
+            self.load_best()
+            return FitResult(self.name, state["best_epoch"], state["best_val_accuracy"], state["history"],
+                             state["seconds"])
+        student_taps = Taps(self.model, self.needs.student_modules, "student") if self.needs.student_modules else None
+        try:
+            for epoch in range(state["epoch"], cfg.epochs):
+                state = self._run_epoch(epoch, train, steps_per_epoch, state, student_taps, val_inputs, val_targets)
+        finally:
+            if student_taps:
+                student_taps.close()
+            self.progress.stop()
+        self.load_best()
+        return FitResult(self.name, state["best_epoch"], state["best_val_accuracy"], state["history"],
+                         state["seconds"])
+
+    def _run_epoch(self, epoch, train, steps_per_epoch, state, student_taps, val_inputs, val_targets) -> dict:
+        cfg = self.cfg
+        # Seed per epoch (dropout etc.), so a resumed run replays exactly what an unbroken one would.
+        torch.manual_seed(self.seed * 1_000_003 + epoch)
+        self.model.train()
+        self.method.train()
+        self.progress.start(f"{self.name} epoch {epoch + 1}/{cfg.epochs}", steps_per_epoch)
+        started = time.perf_counter()
+        totals: dict[str, float] = {}
+        seen = 0
+        step = state["step"]
+        for batch in train.epoch(epoch):
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, step, steps_per_epoch)
+            losses = self._step(batch, student_taps)
+            loss = sum(losses.values())
+            if not math.isfinite(float(loss.detach())):
+                terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
+                kept = f"; the last good checkpoint is kept in {self.checkpoint_dir}" if self.checkpoint_dir else ""
+                raise NonFiniteLossError(
+                    f"{self.name}: loss became {float(loss)} at epoch {epoch + 1}, step {step + 1} ({terms}){kept}; "
+                    f"lower the learning rate (now {cfg.lr}) or set train.grad_clip"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self._parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            step += 1
+            n = len(batch.targets)
+            seen += n
+            for key, value in losses.items():
+                totals[key] = totals.get(key, 0.0) + float(value.detach()) * n
+            self.progress.advance(f"loss {float(loss.detach()):.4f}")
+        train_seconds = time.perf_counter() - started
+        record = {
+            "model": self.name, "epoch": epoch + 1,
+            "train_loss": sum(totals.values()) / max(1, seen),
+            "terms": {k: v / max(1, seen) for k, v in totals.items()},
+            "lr": self.optimizer.param_groups[0]["lr"],
+            **self.validate(val_inputs, val_targets),
+            "epoch_seconds": train_seconds,
+        }
+        improved = record["val_accuracy"] > state["best_val_accuracy"]
+        state = {
+            **state, "epoch": epoch + 1, "step": step,
+            "best_epoch": epoch + 1 if improved else state["best_epoch"],
+            "best_val_accuracy": max(record["val_accuracy"], state["best_val_accuracy"]),
+            "history": [*state["history"], record],
+            "finished": epoch + 1 == cfg.epochs,
+            "seconds": state["seconds"] + train_seconds,
+        }
+        self._save(state, best=improved)
+        self.metrics_log.write(record)
+        self.progress.log(
+            f"  {self.name} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f}, "
+            f"val acc {record['val_accuracy']:.4f}, {train_seconds:.1f}s"
+        )
+        for callback in self.callbacks:
+            callback(self, record)
+        return state
