@@ -1,0 +1,46 @@
+# Set-up is part of every target: a fresh machine needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+EXTRAS ?= dev
+
+.PHONY: setup demo quick test lint bench clean
+
+$(BIN)/distill: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU build of torch; a bare `torch` would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+$(FMNIST):
+	@if command -v apt-get >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+		echo "Fashion-MNIST is missing: install the Debian package dataset-fashion-mnist," \
+		     "or set DISTILL_FASHION_MNIST_DIR to a directory with the four IDX files"; \
+	fi
+
+setup: $(BIN)/distill
+	@[ -f $(FMNIST) ] || [ -n "$$DISTILL_FASHION_MNIST_DIR" ] || $(MAKE) --no-print-directory $(FMNIST)
+
+demo: setup
+	$(BIN)/distill run examples/fashion_mnist.yaml
+
+quick: setup
+	$(BIN)/distill run examples/quick.yaml
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python benchmarks/kd_fashion_mnist.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
