@@ -16,9 +16,17 @@ EPILOG = "Every command has its own --help. Docs: README.md and docs/ in the rep
 
 def cmd_run(args: argparse.Namespace) -> int:
     from distill.config import load_config
-    from distill.experiment import run_experiment
+    from distill.experiment import new_run_dir, run_experiment
 
     cfg = load_config(args.config, args.set)
+    if args.nproc > 1:
+        from distill.train.distributed import relaunch
+
+        # Name the run folder once, here, so every rank writes to the same one.
+        out = args.out or (None if args.resume else str(new_run_dir(cfg)))
+        argv = ["run", args.config, *[f"--set={s}" for s in args.set], *(["--out", out] if out else []),
+                *(["--resume"] if args.resume else []), *(["--quiet"] if args.quiet else [])]
+        return relaunch(args.nproc, argv)
     run_experiment(cfg, Path(args.out) if args.out else None, resume=args.resume, quiet=args.quiet)
     return 0
 
@@ -79,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted run: the one in --out, else the latest runs/<name>-*")
     run.add_argument("--quiet", action="store_true", help="no progress output, only the result table")
+    run.add_argument("--nproc", type=int, default=1, metavar="N",
+                     help="train with N processes (DistributedDataParallel, gloo on CPU, nccl on GPU) via "
+                          "torch.distributed.run; same as `torchrun --nproc-per-node N -m distill run ...`")
     run.set_defaults(func=cmd_run)
 
     ev = sub.add_parser("evaluate", help="evaluate a checkpoint on a dataset",

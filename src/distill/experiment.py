@@ -21,12 +21,14 @@ from distill.data.bundle import DataBundle, load_data
 from distill.errors import CompatibilityError, ConfigError
 from distill.evaluate.cost import model_cost
 from distill.evaluate.metrics import classification_metrics
+from distill.knowledge.cache import CacheOptions, build_cache, choose_teacher
 from distill.knowledge.teacher import LiveTeacher, freeze
 from distill.methods.base import build_method
 from distill.methods.supervised import Supervised
 from distill.models.predict import predict
 from distill.models.registry import build_model
 from distill.report.summary import gap_recovered, print_summary, write_summary
+from distill.train import distributed as dist
 from distill.train.checkpoint import atomic_write_text, load_weights_into
 from distill.train.progress import NullProgress, RichProgress
 from distill.train.trainer import MetricsLog, Trainer, input_preparer
@@ -126,29 +128,52 @@ class Experiment:
             checkpoint_dir=self.run_dir / "checkpoints", metrics_log=self.metrics, progress=self.progress,
             channels_last=self.cfg.runtime.channels_last, model_meta=meta,
             eval_batch_size=self.cfg.evaluate.eval_batch_size, callbacks=self.callbacks,
+            precision=self.cfg.runtime.precision, compile=self.cfg.runtime.compile,
         )
 
-    def _batches(self, train_cfg) -> InMemoryBatches:
-        train = self.data.train
-        return InMemoryBatches(train.inputs, train.targets, train_cfg.batch_size, shuffle=True,
-                               augment=self.data.augment, seed=self.cfg.seed)
+    def _batches(self, train_cfg, views: int | None = None) -> InMemoryBatches:
+        train, world = self.data.train, dist.world_size()
+        if train_cfg.batch_size % world:
+            raise ConfigError(f"batch_size {train_cfg.batch_size} is the global batch; it must divide evenly "
+                              f"over {world} processes")
+        return InMemoryBatches(train.inputs, train.targets, train_cfg.batch_size // world, shuffle=True,
+                               augment=self.data.augment, seed=self.cfg.seed, rank=dist.rank(),
+                               world_size=world, views=views)
 
-    def _fit(self, trainer: Trainer, train_cfg) -> Stage:
-        result = trainer.fit(self._batches(train_cfg), self.data.val.inputs, self.data.val.targets, resume=self.resume)
+    def _fit(self, trainer: Trainer, train_cfg, views: int | None = None) -> Stage:
+        result = trainer.fit(self._batches(train_cfg, views), self.data.val.inputs, self.data.val.targets,
+                             resume=self.resume)
         return Stage(trainer.name, trainer.model, result.seconds, result.best_epoch)
+
+    def _teacher(self, live: LiveTeacher, modules: tuple[str, ...]):
+        """The cached teacher when ``cache`` allows it (see knowledge/cache.py), else the live one."""
+        c, train = self.cfg.cache, self.data.train
+        options = CacheOptions(views=c.views, dtype=c.dtype, top_k=c.top_k, memory_mb=c.memory_mb)
+        return choose_teacher(c.mode, live, lambda: build_cache(
+            live, train.inputs, train.targets, self.data.augment, self.cfg.seed, self.cfg.student.train.epochs,
+            options, Path(c.dir) if c.dir else self.run_dir / "cache", self.device, modules,
+            log=self.console.print))
 
     def run(self) -> dict:
         cfg = self.cfg
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
-        self.device = resolve_device(cfg.runtime.device)
+        else:
+            dist.share_threads()
+        if cfg.runtime.interop_threads:
+            torch.set_num_interop_threads(cfg.runtime.interop_threads)
+        self.device = dist.setup(resolve_device(cfg.runtime.device))
+        self.run_dir = Path(dist.broadcast_object(str(self.run_dir)))  # ranks may have named it apart
+        if not dist.is_main():
+            self.console.quiet, self.progress = True, NullProgress()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.resume:
             check_same_config(self.run_dir, cfg)
-        atomic_write_text(self.run_dir / "config.yaml", dump_config(cfg))
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
-        if not self.resume and self.metrics.path.exists():
-            self.metrics.path.unlink()
+        if dist.is_main():
+            atomic_write_text(self.run_dir / "config.yaml", dump_config(cfg))
+            if not self.resume and self.metrics.path.exists():
+                self.metrics.path.unlink()
 
         self.console.print(f"[bold]distill[/bold] run folder: {self.run_dir}")
         self.data = data = load_data(cfg.data)
@@ -184,11 +209,16 @@ class Experiment:
         needs = method.needs()
         live = LiveTeacher(stages["teacher"].model, needs.teacher_modules, prepare=teacher_prepare)
         try:
-            trainer = self._trainer("student", student, cfg.student.train, method, teacher=live, meta=student_meta)
-            stages["student"] = self._fit(trainer, cfg.student.train)
+            teacher_fn = self._teacher(live, needs.teacher_modules) if needs.teacher else live
+            views = getattr(teacher_fn, "views", None)
+            trainer = self._trainer("student", student, cfg.student.train, method, teacher=teacher_fn,
+                                    meta=student_meta)
+            stages["student"] = self._fit(trainer, cfg.student.train, views)
         finally:
             live.close()
 
+        if not dist.is_main():
+            return {}
         summary = self.evaluate(stages)
         write_summary(self.run_dir / "summary.json", summary)
         print_summary(summary, Console())
@@ -236,4 +266,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path | None = None, resume: bool 
                    callbacks=None) -> dict:
     if out is None:
         out = latest_run_dir(cfg) if resume else new_run_dir(cfg)
-    return Experiment(cfg, Path(out), resume=resume, quiet=quiet, callbacks=callbacks).run()
+    try:
+        return Experiment(cfg, Path(out), resume=resume, quiet=quiet, callbacks=callbacks).run()
+    finally:
+        dist.teardown()

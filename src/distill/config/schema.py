@@ -87,6 +87,27 @@ class RuntimeConfig(Strict):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; null = torch's default")
     channels_last: bool = Field(True, description="NHWC memory layout for conv models (faster on CPU)")
+    compile: bool = Field(False, description="torch.compile the model being trained (needs a C++ compiler on CPU)")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="autocast dtype for training forward passes; bf16 works on CPU, fp16 needs CUDA")
+    interop_threads: int | None = Field(None, ge=1, description="torch inter-op threads; null = torch's default")
+
+
+class CacheConfig(Strict):
+    """Teacher knowledge cache: a frozen teacher's outputs are computed once per (sample, view) and reused.
+
+    With augmentation, training cycles through ``views`` stored augmentations per sample (epoch e uses
+    view e mod views), instead of drawing a fresh one each epoch; 1 = one fixed view per sample.
+    """
+
+    mode: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto = whenever the teacher is frozen; on = always (error if it cannot); off = never")
+    views: int = Field(1, ge=1, description="stored augmented views per sample (epoch e uses view e mod views)")
+    dtype: Literal["float16", "float32"] = Field("float16", description="storage dtype of cached outputs")
+    top_k: int | None = Field(None, ge=1, description="store only the k largest logits per sample (null = all)")
+    dir: str | None = Field(None, description="where the cache lives; default <run folder>/cache")
+    memory_mb: float = Field(1024.0, ge=0, description="caches up to this size are held in memory, "
+                                                        "larger ones are read from a memory-mapped file")
 
 
 class ExperimentConfig(Strict):
@@ -99,3 +120,4 @@ class ExperimentConfig(Strict):
     baseline: bool = Field(True, description="also train the student alone, with the same recipe")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)

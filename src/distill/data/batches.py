@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from distill.data.augment import BatchAugment
+from distill.data.augment import AugmentParams, BatchAugment
 from distill.methods.base import Batch
 
 
@@ -30,6 +31,18 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
+@dataclass
+class StoredView(AugmentParams):
+    """Augmentation draws of stored view ``id``: replayable from (seed, id), so a cache can key on it."""
+
+    id: int = 0
+
+
+def view_params(augment: BatchAugment, n: int, seed: int, view: int) -> AugmentParams:
+    """The augmentation of all ``n`` samples in stored view ``view``, from a generator seeded by (seed, view)."""
+    return augment.sample(n, torch.Generator().manual_seed(seed * 1_000_003 + 7_919 * (view + 1)))
+
+
 class InMemoryBatches:
     def __init__(
         self,
@@ -42,6 +55,7 @@ class InMemoryBatches:
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        views: int | None = None,
     ):
         if len(inputs) != len(targets):
             raise ValueError(f"inputs ({len(inputs)}) and targets ({len(targets)}) differ in length")
@@ -49,6 +63,9 @@ class InMemoryBatches:
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
         self.seed, self.drop_last = seed, drop_last
         self.rank, self.world_size = rank, world_size
+        # views=k: epoch e augments sample i as stored view (e mod k); None: fresh draws every epoch.
+        self.views = views
+        self._view_params: dict[int, AugmentParams] = {}
 
     def _shard_size(self) -> int:
         return len(self.inputs) // self.world_size if self.world_size > 1 else len(self.inputs)
@@ -73,9 +90,16 @@ class InMemoryBatches:
             x = self.inputs[index_dev]
             view = None
             if self.augment is not None:
-                view = self.augment.sample(len(index), generator)
+                view = self._view(epoch, index) if self.views else self.augment.sample(len(index), generator)
                 x = self.augment.apply(x, view)
             yield Batch(inputs=x, targets=self.targets[index_dev], index=index, view=view)
+
+    def _view(self, epoch: int, index: Tensor) -> StoredView:
+        v = epoch % self.views
+        if v not in self._view_params:
+            self._view_params[v] = view_params(self.augment, len(self.inputs), self.seed, v)
+        p = self._view_params[v]
+        return StoredView(p.dx[index], p.dy[index], p.flip[index], id=v)
 
 
 class LoaderBatches:

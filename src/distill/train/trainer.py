@@ -23,6 +23,7 @@ from distill.errors import NonFiniteLossError
 from distill.knowledge.taps import Taps
 from distill.methods.base import Batch, Method, Outputs
 from distill.models.predict import predict
+from distill.train import distributed as dist
 from distill.train.checkpoint import (
     atomic_write_text,
     flatten_optimizer,
@@ -30,6 +31,7 @@ from distill.train.checkpoint import (
     save_tensors,
     unflatten_optimizer,
 )
+from distill.train.fast import autocast, compiled, grad_scaler
 from distill.train.progress import NullProgress
 from distill.train.schedule import build_optimizer, learning_rate
 
@@ -86,6 +88,8 @@ class Trainer:
         model_meta: dict | None = None,
         eval_batch_size: int = 1000,
         callbacks: list[EpochCallback] | None = None,
+        precision: str = "fp32",
+        compile: bool = False,
     ):
         self.name, self.cfg, self.method, self.seed = name, cfg, method, seed
         self.device = torch.device(device)
@@ -105,13 +109,16 @@ class Trainer:
         self.eval_batch_size = eval_batch_size
         self.callbacks = list(callbacks or [])
         self.optimizer: torch.optim.Optimizer | None = None
+        # The training forward: DDP under torchrun, optionally compiled; self.model keeps the plain weights.
+        self.forward = compiled(dist.wrap(self.model, self.device), compile)
+        self.precision, self.scaler = precision, grad_scaler(self.device, precision)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _path(self, kind: str) -> Path | None:
         return self.checkpoint_dir / f"{self.name}-{kind}.safetensors" if self.checkpoint_dir else None
 
     def _save(self, state: dict, best: bool) -> None:
-        if self.checkpoint_dir is None:
+        if self.checkpoint_dir is None or not dist.is_main():
             return
         weights = self.model.state_dict()
         if best:
@@ -149,10 +156,11 @@ class Trainer:
         return params
 
     def _step(self, batch: Batch, student_taps: Taps | None) -> dict[str, Tensor]:
-        logits = self.model(self.prepare(batch.inputs))
-        student = Outputs(logits, student_taps.pop() if student_taps else {})
         teacher = self.teacher(batch) if self.needs.teacher else None
-        return self.method.losses(student, teacher, batch)
+        with autocast(self.device, self.precision):
+            logits = self.forward(self.prepare(batch.inputs))
+            student = Outputs(logits, student_taps.pop() if student_taps else {})
+            return {k: v.float() for k, v in self.method.losses(student, teacher, batch).items()}
 
     def validate(self, inputs: Tensor, targets: Tensor) -> dict[str, float]:
         logits = predict(self.model, inputs.to(self.device), self.eval_batch_size, self.prepare)
@@ -197,6 +205,7 @@ class Trainer:
             if student_taps:
                 student_taps.close()
             self.progress.stop()
+        dist.barrier()  # rank 0 has written the last checkpoint
         self.load_best()
         return FitResult(self.name, state["best_epoch"], state["best_val_accuracy"], state["history"],
                          state["seconds"])
@@ -225,10 +234,17 @@ class Trainer:
                     f"lower the learning rate (now {cfg.lr}) or set train.grad_clip"
                 )
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            dist.average_gradients([p for p in self.method.parameters() if p.requires_grad])
+            if self.scaler:
+                self.scaler.unscale_(self.optimizer)
             if cfg.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self._parameters(), cfg.grad_clip)
-            self.optimizer.step()
+            if self.scaler:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
             step += 1
             n = len(batch.targets)
             seen += n
@@ -236,6 +252,8 @@ class Trainer:
                 totals[key] = totals.get(key, 0.0) + float(value.detach()) * n
             self.progress.advance(f"loss {float(loss.detach()):.4f}")
         train_seconds = time.perf_counter() - started
+        totals = dist.all_reduce_sum({**totals, "_seen": seen})
+        seen = int(totals.pop("_seen"))
         record = {
             "model": self.name, "epoch": epoch + 1,
             "train_loss": sum(totals.values()) / max(1, seen),
@@ -254,7 +272,8 @@ class Trainer:
             "seconds": state["seconds"] + train_seconds,
         }
         self._save(state, best=improved)
-        self.metrics_log.write(record)
+        if dist.is_main():
+            self.metrics_log.write(record)
         self.progress.log(
             f"  {self.name} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f}, "
             f"val acc {record['val_accuracy']:.4f}, {train_seconds:.1f}s"
