@@ -90,14 +90,15 @@ class InMemoryBatches:
             x = self.inputs[index_dev]
             view = None
             if self.augment is not None:
-                view = self._view(epoch, index) if self.views else self.augment.sample(len(index), generator)
+                view = self._view(epoch, index_dev) if self.views else self.augment.sample(len(index), generator)
                 x = self.augment.apply(x, view)
             yield Batch(inputs=x, targets=self.targets[index_dev], index=index, view=view)
 
     def _view(self, epoch: int, index: Tensor) -> StoredView:
         v = epoch % self.views
-        if v not in self._view_params:
-            self._view_params[v] = view_params(self.augment, len(self.inputs), self.seed, v)
+        if v not in self._view_params:  # kept on the training device, like the data
+            p = view_params(self.augment, len(self.inputs), self.seed, v)
+            self._view_params[v] = AugmentParams(*(t.to(index.device) for t in (p.dx, p.dy, p.flip)))
         p = self._view_params[v]
         return StoredView(p.dx[index], p.dy[index], p.flip[index], id=v)
 

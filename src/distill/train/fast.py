@@ -27,6 +27,6 @@ def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | 
     return None
 
 
-def compiled(forward: nn.Module, enabled: bool) -> nn.Module:
+def compiled(forward: nn.Module, enabled: bool, backend: str = "inductor") -> nn.Module:
     """``torch.compile(forward)`` when enabled; the uncompiled module keeps the weights and checkpoint names."""
-    return torch.compile(forward) if enabled else forward
+    return torch.compile(forward, backend=backend) if enabled else forward
