@@ -38,7 +38,7 @@ class CacheOptions:
     dtype: str = "float16"
     top_k: int | None = None
     memory_mb: float = 1024.0
-    chunk: int = 1000  # samples per teacher forward pass while building
+    chunk: int = 256  # samples per teacher forward pass while building (large ones are slower on CPU)
 
 
 def is_frozen(model: nn.Module) -> bool:
