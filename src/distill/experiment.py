@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from rich.console import Console
 from torch import nn
 
@@ -63,7 +62,9 @@ def check_same_config(run_dir: Path, cfg: ExperimentConfig) -> None:
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return
-    saved = _flat(yaml.safe_load(saved_path.read_text()) or {})
+    from distill.config.load import load_config  # resolve defaults, so only real differences count
+
+    saved = _flat(load_config(saved_path).model_dump(mode="json"))
     now = _flat(cfg.model_dump(mode="json"))
     for key in sorted(set(saved) | set(now)):
         if saved.get(key) != now.get(key):
@@ -74,13 +75,16 @@ def check_same_config(run_dir: Path, cfg: ExperimentConfig) -> None:
 
 
 def model_meta(spec: ModelConfig, data: DataBundle) -> dict:
-    return {"name": spec.name, "options": spec.options, "input_shape": list(data.input_shape),
-            "num_classes": data.num_classes}
+    options = dict(spec.options)
+    return {"name": spec.name, "options": options, "input_shape": list(data.input_shape),
+            "num_classes": options.pop("num_classes", data.num_classes)}
 
 
 def build_from_spec(spec: ModelConfig, data: DataBundle, seed: int) -> nn.Module:
     torch.manual_seed(seed)  # baseline and distilled student start from the same weights
-    return build_model(spec.name, data.input_shape, data.num_classes, **spec.options)
+    options = dict(spec.options)
+    num_classes = options.pop("num_classes", data.num_classes)
+    return build_model(spec.name, data.input_shape, num_classes, **options)
 
 
 def check_compatible(teacher: nn.Module, student: nn.Module, data: DataBundle) -> None:
@@ -99,6 +103,12 @@ def check_compatible(teacher: nn.Module, student: nn.Module, data: DataBundle) -
                 ) from None
             finally:
                 model.train(was_training)
+    for role, shape in shapes.items():
+        if shape[1:] != (data.num_classes,):
+            raise CompatibilityError(
+                f"the {role} outputs {shape[1:]} per sample but {data.name} has {data.num_classes} classes; "
+                f"set its num_classes to {data.num_classes}"
+            )
     if shapes["teacher"] != shapes["student"]:
         raise CompatibilityError(
             f"teacher outputs {shapes['teacher'][1:]} per sample but student outputs {shapes['student'][1:]}; "

@@ -58,6 +58,8 @@ def apply_override(data: dict, assignment: str) -> None:
         child = node.get(part)
         if child is None:
             child = node[part] = {}
+        elif isinstance(child, str) and part == "model":  # the short form `model: cnn`
+            child = node[part] = {"name": child}
         if not isinstance(child, dict):
             raise ConfigError(f"--set {key}: '{part}' is not a section")
         node = child

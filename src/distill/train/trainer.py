@@ -230,7 +230,7 @@ class Trainer:
                 terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
                 kept = f"; the last good checkpoint is kept in {self.checkpoint_dir}" if self.checkpoint_dir else ""
                 raise NonFiniteLossError(
-                    f"{self.name}: loss became {float(loss)} at epoch {epoch + 1}, step {step + 1} ({terms}){kept}; "
+                    f"{self.name}: loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1} ({terms}){kept}; "
                     f"lower the learning rate (now {cfg.lr}) or set train.grad_clip"
                 )
             self.optimizer.zero_grad(set_to_none=True)
