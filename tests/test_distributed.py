@@ -13,20 +13,11 @@ import pytest
 import torch
 import yaml
 
-from distill.data.fashion_mnist import load_fashion_mnist
 from distill.models.registry import build_model
 from distill.train import distributed as dist
 from distill.train.checkpoint import save_tensors
 
 EPOCHS = 3
-
-
-def have_fashion_mnist() -> bool:
-    try:
-        load_fashion_mnist(None)
-    except Exception:
-        return False
-    return True
 
 
 def write_config(tmp_path: Path) -> Path:
@@ -61,8 +52,7 @@ def losses(out: Path) -> list[float]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not have_fashion_mnist(), reason="Fashion-MNIST is not installed")
-def test_two_gloo_processes_match_one_process(tmp_path):
+def test_two_gloo_processes_match_one_process(tmp_path, fashion_mnist_root):
     config = write_config(tmp_path)
     one, two = run(config, tmp_path / "one", 1), run(config, tmp_path / "two", 2)
     assert one.returncode == 0, one.stderr[-3000:]
