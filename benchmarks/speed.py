@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -154,14 +155,23 @@ def time_teacher(label: str, spec, data, args, workdir: Path) -> dict:
                                "epoch_cpu_seconds": cpu[key],
                                "median_epoch_cpu_seconds": statistics.median(cpu[key][1:] or cpu[key]),
                                "samples_per_second": n / med, "peak_rss_mib": peaks[key] / 2**20}
-    c = out["configs"]
-    for kind in ("", "_cpu"):
-        a = c["a_student_alone"][f"median_epoch{kind}_seconds"]
-        out[f"b_over_a{kind}"] = c["b_kd_live"][f"median_epoch{kind}_seconds"] / a
-        out[f"c_over_a{kind}"] = c["c_kd_cached"][f"median_epoch{kind}_seconds"] / a
+    ratios(out)
     print(f"{label}: wall b/a {out['b_over_a']:.2f}, c/a {out['c_over_a']:.2f}; cpu b/a {out['b_over_a_cpu']:.2f}, "
           f"c/a {out['c_over_a_cpu']:.2f}; cache build {cache.build_seconds:.1f}s", flush=True)
     return out
+
+
+def ratios(out: dict) -> None:
+    """b/a and c/a as ratios of medians, and as medians of per-epoch ratios (epochs ran side by side, so
+    a burst of load hits a, b and c of one epoch alike); wall and CPU time; the warm-up epoch left out."""
+    c = out["configs"]
+    for kind in ("", "_cpu"):
+        a = c["a_student_alone"][f"median_epoch{kind}_seconds"]
+        a_epochs = c["a_student_alone"][f"epoch{kind}_seconds"]
+        for x, key in (("b", "b_kd_live"), ("c", "c_kd_cached")):
+            out[f"{x}_over_a{kind}"] = c[key][f"median_epoch{kind}_seconds"] / a
+            paired = [t / s for t, s in zip(c[key][f"epoch{kind}_seconds"], a_epochs, strict=True)]
+            out[f"{x}_over_a{kind}_paired"] = statistics.median(paired[1:] or paired)
 
 
 def accuracy_part(data, args, workdir: Path) -> dict:
@@ -197,15 +207,17 @@ def accuracy_part(data, args, workdir: Path) -> dict:
 
 def markdown(result: dict) -> str:
     lines = ["| teacher | params | (a) alone s/epoch | (b) KD live s/epoch | (c) KD cached s/epoch | b/a | c/a "
-             "| b/a, c/a in CPU time | samples/s a / b / c | peak RSS MiB a / b / c | cache build s (size) |",
-             "|---|---:|---:|---:|---:|---:|---:|---|---|---|---|"]
+             "| b/a, c/a per-epoch pairs | b/a, c/a in CPU time | samples/s a / b / c | peak RSS MiB a / b / c "
+             "| cache build s (size) |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|"]
     for t in result["timing"]:
         c = t["configs"]
         cells = [c[k] for k in ("a_student_alone", "b_kd_live", "c_kd_cached")]
         lines.append(
             f"| {t['teacher']} | {t['teacher_params']:,} | "
             + " | ".join(f"{x['median_epoch_seconds']:.2f}" for x in cells)
-            + f" | {t['b_over_a']:.2f} | {t['c_over_a']:.2f} | {t['b_over_a_cpu']:.2f}, {t['c_over_a_cpu']:.2f} | "
+            + f" | {t['b_over_a']:.2f} | {t['c_over_a']:.2f} | {t['b_over_a_paired']:.2f}, {t['c_over_a_paired']:.2f}"
+            + f" | {t['b_over_a_cpu']:.2f}, {t['c_over_a_cpu']:.2f} | "
             + " / ".join(f"{x['samples_per_second']:.0f}" for x in cells) + " | "
             + " / ".join(f"{x['peak_rss_mib']:.0f}" for x in cells)
             + f" | {t['cache_build_seconds']:.1f} ({t['cache_bytes'] / 1024:.0f} KiB) |")
@@ -231,12 +243,23 @@ def main() -> None:
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
     parser.add_argument("--out", type=Path, default=RESULTS / "speed.json")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="only recompute the ratios and the table from a results file this script wrote")
     args = parser.parse_args()
+    if args.render:
+        result = json.loads(args.render.read_text())
+        for t in result["timing"]:
+            ratios(t)
+        args.render.write_text(json.dumps(result, indent=1))
+        args.render.with_suffix(".md").write_text(markdown(result))
+        print(markdown(result))
+        return
     if args.quick:
         args.train_samples, args.timing_epochs, args.teacher_epochs, args.acc_epochs = 1000, 2, 1, 2
     torch.set_num_threads(1)
     data = load_data(DataConfig(train_subset=args.train_samples, test_subset=2000 if args.quick else None))
-    result = {"command": "python benchmarks/speed.py " + " ".join(f"{k}={v}" for k, v in vars(args).items()),
+    result = {"command": "python benchmarks/speed.py " + " ".join(sys.argv[1:]), "settings": {
+                  k: str(v) for k, v in vars(args).items()},
               "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.processor(),
               "train_samples": len(data.train), "augmentation": "crop padding 2 + horizontal flip",
               "student": STUDENT, "timing": []}
