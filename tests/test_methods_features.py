@@ -187,6 +187,11 @@ def test_shape_mismatch_names_both_modules_and_shapes(name, s, t, why):
         assert part in message
 
 
+def test_a_tapped_module_that_never_ran_is_named():
+    with pytest.raises(CompatibilityError, match="teacher module 'layer3' produced no output"):
+        run("sp", {"features.1": fixed(2, 3)}, {}, {"student_layer": "features.1", "teacher_layer": "layer3"})
+
+
 @pytest.mark.parametrize("name,options,why", [
     ("at", {}, "needs option 'student_layer'"),
     ("fitnets", {"student_layer": "a"}, "needs option 'teacher_layer'"),

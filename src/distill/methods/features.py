@@ -75,6 +75,10 @@ class FeatureMethod(Method):
             raise ValueError(f"method '{self.name}' needs the teacher's outputs")
         out = []
         for pair in self.pairs:
+            for role, outputs, path in (("student", student, pair[0]), ("teacher", teacher, pair[1])):
+                if path not in outputs.features:
+                    raise CompatibilityError(f"{self.name}: {role} module '{path}' produced no output in the "
+                                             f"forward pass; tap a module that the model's forward() calls")
             s, t = student.features[pair[0]], teacher.features[pair[1]]
             if s.dim() < 2 or t.dim() < 2 or s.shape[0] != t.shape[0]:
                 raise self.mismatch(pair, s, t, "both need a leading batch dimension of the same size")
