@@ -7,8 +7,8 @@ from torch.nn import functional as F
 from distill.methods.base import Batch, Method, Needs, Outputs, register_method
 
 
-def binary_kl(log_p_teacher: Tensor, log_p_student: Tensor) -> Tensor:
-    """KL(p_t || p_s) for rows of log-probabilities, summed over the last axis."""
+def row_kl(log_p_teacher: Tensor, log_p_student: Tensor) -> Tensor:
+    """KL(p_t || p_s) per row, from log-probabilities, summed over the last axis."""
     return (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(-1)
 
 
@@ -27,7 +27,7 @@ def decoupled_terms(student: Tensor, teacher: Tensor, targets: Tensor, temperatu
     s_bin, s_rest = split(student)
     t_bin, t_rest = split(teacher)
     scale = temperature**2
-    return binary_kl(t_bin, s_bin).mean() * scale, binary_kl(t_rest, s_rest).mean() * scale
+    return row_kl(t_bin, s_bin).mean() * scale, row_kl(t_rest, s_rest).mean() * scale
 
 
 @register_method("dkd")
