@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
         if cls.paper:
             console.print(f"paper: {cls.paper}")
         if cls.__doc__:
-            console.print(cls.__doc__.strip())
+            console.print(inspect.cleandoc(cls.__doc__))
         console.print("options:")
         for key, default in method_options(cls).items():
             console.print(f"  {key} = {default!r}")

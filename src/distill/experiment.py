@@ -28,7 +28,7 @@ from distill.models.registry import build_model
 from distill.report.summary import gap_recovered, print_summary, write_summary
 from distill.train.checkpoint import atomic_write_text, load_weights_into
 from distill.train.progress import NullProgress, RichProgress
-from distill.train.trainer import MetricsLog, Trainer, input_preparer
+from distill.train.trainer import MetricsLog, Trainer, input_preparer, probe_method
 
 
 def resolve_device(name: str) -> torch.device:
@@ -172,6 +172,14 @@ class Experiment:
         student = build_from_spec(cfg.student.model, data, cfg.seed)
         check_compatible(teacher, student, data)
         method = build_method(cfg.distill.method, cfg.distill.options)  # config errors before any training
+        # Layer paths and shapes are checked on the untrained pair, not after hours of teacher training.
+        probe_teacher = LiveTeacher(teacher, method.needs().teacher_modules)
+        try:
+            probe_method(build_method(cfg.distill.method, cfg.distill.options), student, probe_teacher,
+                         data.val.inputs)
+        finally:
+            probe_teacher.close()
+            teacher.requires_grad_(True).train()
 
         stages: dict[str, Stage] = {}
         if cfg.teacher.checkpoint:
