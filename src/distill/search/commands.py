@@ -41,7 +41,7 @@ def add_commands(sub) -> None:
     se.add_argument("--trials", type=int, help="finished trials to reach (default search.trials, 20, or the grid)")
     se.add_argument("--sampler", choices=["grid", "random", "tpe"], help="default search.sampler (tpe)")
     se.add_argument("--storage", help="Optuna storage URL (any SQLAlchemy URL; default sqlite in the folder)")
-    se.add_argument("--out", help="search folder (default runs/<name>-search)")
+    se.add_argument("--out", help="search folder (default runs/search-<name>)")
     se.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config field, e.g. --set student.train.epochs=3 (repeatable)")
     se.add_argument("--quiet", action="store_true", help="no progress output")

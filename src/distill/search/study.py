@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import itertools
 from pathlib import Path
 
 import optuna
@@ -18,15 +18,31 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def default_folder(cfg: ExperimentConfig) -> Path:
-    return Path("runs") / f"{cfg.name}-search"
+    return Path("runs") / f"search-{cfg.name}"
 
 
-def make_sampler(kind: str, cfg: ExperimentConfig, seed: int) -> optuna.samplers.BaseSampler:
-    if kind == "grid":
-        return optuna.samplers.GridSampler(grid_space(cfg.search.space), seed=seed)
-    if kind == "random":
+def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
+    # The grid is queued as fixed trials (queue_grid), so the grid's sampler is never asked for a value.
+    if kind in ("grid", "random"):
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
+
+
+def grid_points(cfg: ExperimentConfig) -> list[dict]:
+    grid = grid_space(cfg.search.space)
+    return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def queue_grid(study: optuna.Study, points: list[dict]) -> None:
+    """Queue every grid point that has not finished and is not queued yet, in grid order.
+
+    Optuna's GridSampler counts failed (interrupted) trials as visited and numbers its points by the
+    trial number, so a resumed grid would skip or repeat points; fixed queued trials avoid both.
+    """
+    seen = [t.params for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.WAITING))]
+    for point in points:
+        if point not in seen:
+            study.enqueue_trial(point)
 
 
 def make_pruner(enabled: bool) -> optuna.pruners.BasePruner:
@@ -61,17 +77,18 @@ def run_search(cfg: ExperimentConfig, out: str | Path | None = None, trials: int
     check_space(cfg)
     search = cfg.search
     kind = sampler or search.sampler
+    points = grid_points(cfg) if kind == "grid" else []  # a grid error comes before any folder is made
     folder = Path(out) if out else default_folder(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True, quiet=quiet)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    grid_size = math.prod(len(v) for v in grid_space(search.space).values()) if kind == "grid" else None
-    target = trials or search.trials or grid_size or 20
+    target = trials or search.trials or len(points) or 20
     rdb = optuna.storages.RDBStorage(storage or f"sqlite:///{(folder / 'study.db').resolve()}")
     study = optuna.create_study(study_name=cfg.name, storage=rdb, load_if_exists=True, direction=search.direction,
                                 pruner=make_pruner(search.pruner))
     requeued = requeue_interrupted(study, rdb, set(search.space))
-    study.sampler = make_sampler(kind, cfg, cfg.seed + len(study.trials))  # a resumed search draws new values
+    queue_grid(study, points)
+    study.sampler = make_sampler(kind, cfg.seed + len(study.trials))  # a resumed search draws new values
     done = len(study.get_trials(deepcopy=False, states=FINISHED))
     console.print(f"[bold]distill search[/bold] {folder}: {done} of {target} trials finished"
                   + (f", {requeued} interrupted trial(s) queued again" if requeued else ""))
