@@ -88,8 +88,8 @@ def model_sections(run: RunData) -> list[str]:
             "confusion"),
         section("Calibration", plot_row([
             plots.reliability_chart(r.get("reliability") or [], r.get("ece"), r["name"]) for r in trained])
-            + '<p class="note">Blue: accuracy per confidence bin; red: gap to the diagonal '
-              "(perfect calibration); ECE = expected calibration error.</p>", "calibration"),
+            + '<p class="note">Bars: accuracy per confidence bin; red marks: the bin\'s mean confidence; '
+              "dashed: perfect calibration. ECE = expected calibration error.</p>", "calibration"),
         section("Teacher-student agreement", plot_row([plots.bar_chart(
             agreement, "Agreement with the teacher (test split)", "share of identical predictions", 1.0,
             percent=True)]), "agreement"),

@@ -82,8 +82,8 @@ def reliability_chart(bins: list[dict], ece: float | None, title: str) -> str:
         tip = f"{b['lower']:.2f}-{b['upper']:.2f}: {b['count']} samples, confidence {b['confidence']:.3f}, " \
               f"accuracy {b['accuracy']:.3f}"
         chart.rect(b["lower"], 0, b["upper"], b["accuracy"], PALETTE[0], tip=tip, opacity=0.75)
-        chart.rect(b["lower"], min(b["accuracy"], b["confidence"]), b["upper"],
-                   max(b["accuracy"], b["confidence"]), PALETTE[1], opacity=0.3)
+        chart.line([(b["lower"], b["confidence"]), (b["upper"], b["confidence"])], PALETTE[1], markers=False)
+    chart.legend += [("accuracy", PALETTE[0]), ("confidence", PALETTE[1])]
     return chart.svg(css_class="chart rel")
 
 
