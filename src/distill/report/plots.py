@@ -44,8 +44,9 @@ def tradeoff_chart(rows: list[dict], key: str, title: str, xlabel: str, scale: f
               if r.get(key) is not None and r.get("accuracy") is not None]
     if not points:
         return empty_chart(title, f"no {xlabel} measured")
+    longest = max(len(p[0]) for p in points)
     chart = Chart(title, xlabel, "test accuracy (%)", padded([p[1] for p in points] + [0], 0.15, floor=0),
-                  padded([p[2] for p in points], 0.3))
+                  padded([p[2] for p in points], 0.3), width=400 + 6 * longest, margin=(34, 16 + 6 * longest, 44, 58))
     for i, (name, x, y, color) in enumerate(points):
         chart.point(x, y, color or color_of(name, i), radius=5, label=name, tip=f"{name}: {y:.2f}% at {x:.3g}")
     return chart.svg()

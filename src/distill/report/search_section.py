@@ -20,7 +20,8 @@ def trials_table(trials: list[dict]) -> str:
     rows = []
     for t in sorted(trials, key=lambda t: t["number"]):
         run = t.get("run_dir")
-        link = f'<a href="{escape(run)}/report.html">{escape(run)}</a>' if run else "-"
+        finished = run and t.get("state") == "COMPLETE"  # pruned and failed trials stop before their report
+        link = f'<a href="{escape(run)}/report.html">{escape(run)}</a>' if finished else escape(run or "-")
         cells = [str(t["number"]), t.get("state", "?"), _value(t.get("value")),
                  *(_value(t.get("params", {}).get(n)) for n in names), _value(t.get("seconds"))]
         rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + f"<td>{link}</td></tr>")

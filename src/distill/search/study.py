@@ -48,7 +48,7 @@ def queue_grid(study: optuna.Study, points: list[dict]) -> None:
 def make_pruner(enabled: bool) -> optuna.pruners.BasePruner:
     if not enabled:
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)  # judged from epoch 2
 
 
 def requeue_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage, names: set[str]) -> int:
