@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 from pathlib import Path
 
@@ -71,7 +73,8 @@ class Objective:
         elif self.share_teacher:
             callbacks.insert(0, teacher_saver(run_dir, self.folder / TEACHER_FILE))
         try:
-            run_experiment(cfg, run_dir, quiet=True, callbacks=callbacks)
+            with contextlib.redirect_stdout(io.StringIO()):  # the run's result table; the search prints one line
+                run_experiment(cfg, run_dir, quiet=True, callbacks=callbacks)
         except NonFiniteLossError as exc:
             trial.set_user_attr("diverged", str(exc))
             raise optuna.TrialPruned(str(exc)) from None
