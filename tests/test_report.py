@@ -57,11 +57,16 @@ def test_report_command_regenerates_and_shows_int8_export(run_dir, tmp_path):
     shutil.copytree(run_dir, copy)
     (copy / "report.html").unlink()
     summary = json.loads((copy / "summary.json").read_text())
-    summary["export"] = {"int8": {"accuracy": 0.4321, "params": 1234, "size_bytes": 2048, "latency_ms_b1": 0.01}}
+    student = summary["models"]["student"]
+    summary["export"] = {"int8": {"accuracy": 0.4321, "params": 1234, "size_bytes": 2048, "latency_ms_b1": 0.01,
+                                  "confusion_matrix": student["confusion_matrix"], "ece": 0.05,
+                                  "reliability": student["reliability"]}}
     (copy / "summary.json").write_text(json.dumps(summary))
     assert main(["report", str(copy)]) == 0
     html = (copy / "report.html").read_text()
     assert "<td>student int8</td>" in html and "43.21%" in html and "2.0 KiB" in html
+    titles = [ET.fromstring(svg).get("aria-label") for svg in svgs(html)]
+    assert "student int8" in titles and "student int8 (ECE 5.00%)" in titles
 
 
 def test_comparison_page_puts_runs_side_by_side(run_dir, tmp_path):

@@ -73,7 +73,8 @@ def model_sections(run: RunData) -> list[str]:
         return []
     rows = model_rows(summary)
     names = summary.get("class_names") or []
-    trained = [r for r in rows if r["name"] in summary.get("models", {})]
+    # every trained model; the int8 export too when its entry has these details
+    trained = [r for r in rows if r["name"] in summary.get("models", {}) or r.get("confusion_matrix")]
     agreement = [(r["name"], r["agreement"]) for r in rows if r.get("agreement") is not None]
     return [
         section("Summary", table(SUMMARY_HEADERS, summary_rows(rows), "summary-table")
