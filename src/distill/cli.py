@@ -11,6 +11,7 @@ from rich.console import Console
 
 from distill import __version__
 from distill.errors import DistillError
+from distill.report import commands as report_commands
 
 EPILOG = "Every command has its own --help. Docs: README.md and docs/ in the repository."
 
@@ -98,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("models", help="list the model zoo and each model's options")
     mo.add_argument("name", nargs="?", help="a model name")
     mo.set_defaults(func=cmd_models)
+
+    report_commands.add_commands(sub)
     return parser
 
 

@@ -25,6 +25,7 @@ from distill.methods.base import build_method
 from distill.methods.supervised import Supervised
 from distill.models.predict import predict
 from distill.models.registry import build_model
+from distill.report.html import report_after_run
 from distill.report.summary import gap_recovered, print_summary, write_summary
 from distill.train.checkpoint import atomic_write_text, load_weights_into
 from distill.train.progress import NullProgress, RichProgress
@@ -210,6 +211,7 @@ class Experiment:
         summary = self.evaluate(stages)
         write_summary(self.run_dir / "summary.json", summary)
         print_summary(summary, Console())
+        report_after_run(self.run_dir, self.console)
         return summary
 
     def evaluate(self, stages: dict[str, Stage]) -> dict:
