@@ -10,6 +10,7 @@ from rich.console import Console
 
 from distill import __version__
 from distill.errors import DistillError
+from distill.export.commands import add_commands as add_export_commands
 
 EPILOG = "Every command has its own --help. Docs: README.md and docs/ in the repository."
 
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("models", help="list the model zoo and each model's options")
     mo.add_argument("name", nargs="?", help="a model name")
     mo.set_defaults(func=cmd_models)
+    add_export_commands(sub)
     return parser
 
 

@@ -89,6 +89,17 @@ class RuntimeConfig(Strict):
     channels_last: bool = Field(True, description="NHWC memory layout for conv models (faster on CPU)")
 
 
+class ExportConfig(Strict):
+    enabled: bool = Field(False, description="export the distilled student to ONNX at the end of the run")
+    quantize: Literal["int8"] | None = Field("int8", description="also write an int8 model; null = fp32 only")
+    opset: int = Field(17, ge=9, description="ONNX opset")
+    calibration_batches: int = Field(8, ge=1, description="training batches that calibrate static int8 (CNNs)")
+    calibration_batch_size: int = Field(32, ge=1)
+    latency_batch: int = Field(64, ge=1, description="batch size N for latency and throughput")
+    latency_repeats: int = Field(50, ge=1, description="timed runs per latency, after warm-up")
+    threads: int | None = Field(1, ge=1, description="intra-op threads while timing; null = runtime default")
+
+
 class ExperimentConfig(Strict):
     name: str = "experiment"
     seed: int = 0
@@ -99,3 +110,4 @@ class ExperimentConfig(Strict):
     baseline: bool = Field(True, description="also train the student alone, with the same recipe")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
