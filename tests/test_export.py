@@ -92,7 +92,7 @@ def test_verification_rejects_a_wrong_graph(data, tmp_path):
         verify_onnx(model, path, data.val.inputs[:8])
 
 
-def test_export_leaves_training_mode_alone(data, tmp_path):
+def test_export_of_a_training_model_uses_eval_mode_and_restores_it(data, tmp_path):
     model = warmed("cnn").train()
     export_onnx(model, data.val.inputs[:4], tmp_path / "m.onnx")
     assert model.training
@@ -178,7 +178,7 @@ def test_cli_export_and_bench(run_dir, tmp_path, capsys):
     assert main(["bench", str(out / "student.onnx"), str(out / "student.int8.onnx"), str(ckpt),
                  "--repeats", "3", "--batch", "4", "--json", str(tmp_path / "bench.json")]) == 0
     printed = capsys.readouterr().out
-    for text in ("student.onnx", "student.int8.onnx", "teacher-best", "b4 ms", "ort", "torch"):
+    for text in ("student.onnx", "student.int8.onnx", "teacher-best", "b4 ms", "ort", "torch", "samples/s"):
         assert text in printed
     rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
     assert [r["runtime"] for r in rows] == ["onnxruntime", "onnxruntime", "pytorch"]

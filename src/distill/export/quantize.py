@@ -3,6 +3,11 @@
 Models without convolutions (MLPs) get dynamic quantization: int8 weights, activations quantized
 on the fly. Convolutional models get static quantization in QDQ format with per-channel weight
 scales, its activation ranges calibrated on batches of training data.
+
+Weights use 7 bits (``reduce_range``): on x86 CPUs without VNNI (AVX2 only) the u8 x s8 kernels
+can saturate their 16-bit intermediate sums with full 8-bit weights. On this project's AVX2 machine
+that cost the quick example's CNN teacher 4.5 points of accuracy; with 7-bit weights it loses 0.2.
+The reduced range is safe on every CPU, and a quantized file may be deployed anywhere.
 """
 
 from __future__ import annotations
@@ -58,12 +63,13 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: list
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared))  # shape inference + graph optimisation
         if method == "dynamic":
-            quantize_dynamic(str(prepared), str(out_path), weight_type=QuantType.QInt8, per_channel=per_channel)
+            quantize_dynamic(str(prepared), str(out_path), weight_type=QuantType.QInt8, per_channel=per_channel,
+                             reduce_range=True)
         else:
             import onnx
 
             input_name = onnx.load(str(prepared)).graph.input[0].name
             quantize_static(str(prepared), str(out_path), _reader(input_name, calibration),
                             quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True)
     return method
