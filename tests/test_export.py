@@ -15,6 +15,7 @@ from distill.config.schema import DataConfig, ExportConfig
 from distill.data.fashion_mnist import load_fashion_mnist
 from distill.export.bench import bench_onnx, bench_torch
 from distill.export.onnx_export import export_onnx, verify_onnx
+from distill.export.pipeline import export_model
 from distill.export.quantize import calibration_batches, quantize_int8
 from distill.export.runtime import ExportError, accuracy, op_types, run_batches, session
 from distill.models.predict import predict
@@ -132,6 +133,12 @@ def test_bench_helpers_report_latency_and_throughput(data, tmp_path):
         assert 0 < row["latency_ms_bN"] <= row["latency_ms_bN_p90"]
         assert row["throughput_per_s"] == pytest.approx(8 / (row["latency_ms_bN"] / 1000))
         assert row["size_bytes"] > 4 * row["params"] * 0.9
+
+
+def test_export_model_without_quantization_writes_fp32_only(data, tmp_path):
+    report = export_model(warmed("mlp"), data, tmp_path, "m", quantize=None, batch_size=4, repeats=2)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+    assert "int8" not in report and report["fp32"]["accuracy"] == pytest.approx(report["pytorch"]["accuracy"])
 
 
 def test_export_config_validates():
