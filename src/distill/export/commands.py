@@ -54,7 +54,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                     size_bytes=path.stat().st_size, threads=args.threads or None))
         else:
             raise ConfigError(f"{path}: distill bench takes .onnx or .safetensors files")
-    Console().print(cost_table(rows, f"latency after warm-up, {args.repeats} repeats at batch 1"))
+    threads = args.threads or "default"
+    Console().print(cost_table(rows, f"{args.repeats} timed runs at batch 1, {max(3, args.repeats // 4)} at batch "
+                                     f"{args.batch}, threads: {threads}"))
     if args.json:
         write_report(Path(args.json), {"rows": rows})
     return 0
