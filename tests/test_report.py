@@ -15,7 +15,8 @@ import pytest
 from distill.cli import main
 from distill.experiment import run_experiment
 from distill.report.html import write_report
-from tiny_run import ROOT, tiny_config
+
+from .tiny_run import ROOT, tiny_config
 
 PLOTS = ["Validation accuracy per epoch", "Training loss per epoch", "Accuracy vs latency (batch 1)",
          "Accuracy vs size", "Agreement with the teacher (test split)"]

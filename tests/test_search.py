@@ -11,7 +11,8 @@ import yaml
 
 from distill.cli import main
 from distill.errors import ConfigError
-from tiny_run import TINY, tiny_config
+
+from .tiny_run import ROOT, TINY, tiny_config
 
 optuna = pytest.importorskip("optuna", reason="the search extra (optuna) is not installed")
 
@@ -94,7 +95,7 @@ def test_grid_sampler_covers_its_grid_exactly_across_an_interruption(tmp_path):
                     for state, _, p in finished(tmp_path).values())
     assert points == [(2.0, 0.5), (2.0, 0.9), (4.0, 0.5), (4.0, 0.9)]
     # run again from the command line: the grid is done, so nothing more runs
-    args = ["search", "examples/search.yaml", "--sampler", "grid", "--out", str(tmp_path), "--quiet"]
+    args = ["search", str(ROOT / "examples" / "search.yaml"), "--sampler", "grid", "--out", str(tmp_path), "--quiet"]
     for override in [*TINY, GRID, "search.pruner=false"]:
         args += ["--set", override]
     assert main(args) == 0

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from distill import __version__
 from distill.errors import DistillError
+from distill.export.commands import add_commands as add_export_commands
 from distill.report import commands as report_commands
 
 EPILOG = "Every command has its own --help. Docs: README.md and docs/ in the repository."
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     mo.set_defaults(func=cmd_models)
 
     report_commands.add_commands(sub)
+    add_export_commands(sub)
     return parser
 
 

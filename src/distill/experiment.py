@@ -20,6 +20,7 @@ from distill.data.bundle import DataBundle, load_data
 from distill.errors import CompatibilityError, ConfigError
 from distill.evaluate.cost import model_cost
 from distill.evaluate.metrics import classification_metrics
+from distill.export.run_hook import export_student
 from distill.knowledge.teacher import LiveTeacher, freeze
 from distill.methods.base import build_method
 from distill.methods.supervised import Supervised
@@ -209,6 +210,7 @@ class Experiment:
             live.close()
 
         summary = self.evaluate(stages)
+        export_student(cfg.export, stages["student"].model, data, self.run_dir, summary)
         write_summary(self.run_dir / "summary.json", summary)
         print_summary(summary, Console())
         report_after_run(self.run_dir, self.console)

@@ -119,6 +119,15 @@ class SearchConfig(Strict):
     sampler: Literal["grid", "random", "tpe"] = "tpe"
     trials: int | None = Field(None, ge=1, description="finished trials to reach, counting a resumed search's "
                                                       "earlier ones; default 20, or the whole grid")
+class ExportConfig(Strict):
+    enabled: bool = Field(False, description="export the distilled student to ONNX at the end of the run")
+    quantize: Literal["int8"] | None = Field("int8", description="also write an int8 model; null = fp32 only")
+    opset: int = Field(17, ge=9, description="ONNX opset")
+    calibration_batches: int = Field(8, ge=1, description="training batches that calibrate static int8 (CNNs)")
+    calibration_batch_size: int = Field(32, ge=1)
+    latency_batch: int = Field(64, ge=1, description="batch size N for latency and throughput")
+    latency_repeats: int = Field(50, ge=1, description="timed runs per latency, after warm-up")
+    threads: int | None = Field(1, ge=1, description="intra-op threads while timing; null = runtime default")
 
 
 class ExperimentConfig(Strict):
@@ -132,3 +141,4 @@ class ExperimentConfig(Strict):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     search: SearchConfig | None = Field(None, description="hyperparameter search (distill search); runs ignore it")
+    export: ExportConfig = Field(default_factory=ExportConfig)
