@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-EXTRAS ?= dev
+EXTRAS ?= dev,search,export
 
 .PHONY: setup demo quick test lint bench clean
 
@@ -26,6 +26,10 @@ $(FMNIST):
 
 setup: $(BIN)/distill
 	@[ -f $(FMNIST) ] || [ -n "$$DISTILL_FASHION_MNIST_DIR" ] || $(MAKE) --no-print-directory $(FMNIST)
+	@# Headless Chromium renders report.html in the tests (they skip without it).
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; } || \
+		echo "chromium could not be installed: the browser tests of the report will be skipped"
 
 demo: setup
 	$(BIN)/distill run examples/fashion_mnist.yaml

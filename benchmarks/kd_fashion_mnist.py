@@ -47,7 +47,9 @@ def main() -> None:
             overrides.append(f"teacher.checkpoint={teacher_checkpoint}")
         cfg = load_config(args.config, overrides)
         run_dir = runs_dir / f"{cfg.name}-seed{seed}"
+        run_started = time.perf_counter()
         summary = run_experiment(cfg, run_dir, quiet=True)
+        run_seconds = time.perf_counter() - run_started
         teacher_checkpoint = teacher_checkpoint or str(run_dir / "checkpoints" / "teacher-best.safetensors")
         models = summary["models"]
         per_seed.append({
@@ -58,6 +60,9 @@ def main() -> None:
             "gap_recovered": summary["gap_recovered"],
             "baseline_seconds": models["baseline"]["train_seconds"],
             "student_seconds": models["student"]["train_seconds"],
+            "teacher_seconds": models["teacher"]["train_seconds"],
+            # seed 0 includes teacher training: its wall time is what `make demo` costs (less latency timing)
+            "run_wall_seconds": run_seconds,
         })
         print(f"seed {seed}: baseline {per_seed[-1]['baseline']:.4f}, student {per_seed[-1]['student']:.4f}")
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from distill.cli import main
+from distill.config import load_config
 from distill.train.checkpoint import load_tensors
 
 MODEL_FIELDS = ("accuracy", "params", "size_bytes", "latency_ms_b1", "latency_ms_b256")
@@ -31,8 +32,10 @@ def test_quick_run_writes_complete_run_folder(tmp_path, quick_config, fashion_mn
     t, b, s = (summary["models"][r]["accuracy"] for r in ("teacher", "baseline", "student"))
     assert summary["gap_recovered"] == pytest.approx((s - b) / (t - b))
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert {(r["model"], r["epoch"]) for r in lines} == {(m, e) for m in ("teacher", "baseline", "student")
-                                                          for e in (1, 2)}
+    cfg = load_config(quick_config)
+    epochs = {"teacher": cfg.teacher.train.epochs, "baseline": cfg.student.train.epochs,
+              "student": cfg.student.train.epochs}
+    assert {(r["model"], r["epoch"]) for r in lines} == {(m, e) for m, n in epochs.items() for e in range(1, n + 1)}
     assert (out / "config.yaml").is_file()
     for role in ("teacher", "baseline", "student"):
         assert (out / "checkpoints" / f"{role}-best.safetensors").is_file()

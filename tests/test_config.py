@@ -93,3 +93,17 @@ def test_resolved_config_round_trips():
     cfg = load_config(data={"student": {"model": {"name": "mlp", "hidden": [16]}}})
     again = load_config(data=yaml.safe_load(dump_config(cfg)))
     assert again == cfg
+
+
+def test_bad_layer_path_refused_before_teacher_training(tmp_path, fashion_mnist_root):
+    from distill.experiment import run_experiment
+
+    cfg = load_config(data={
+        "data": {"train_subset": 200, "val_size": 100, "test_subset": 100},
+        "teacher": {"model": {"name": "resnet8"}},
+        "student": {"model": {"name": "cnn", "channels": [4, 8]}},
+        "distill": {"method": "at", "options": {"student_layer": "features.9", "teacher_layer": "layer2"}},
+    })
+    with pytest.raises(CompatibilityError, match="student has no module 'features.9'"):
+        run_experiment(cfg, tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from rich.console import Console
 
 from distill import __version__
 from distill.errors import DistillError
+from distill.export.commands import add_commands as add_export_commands
+from distill.report import commands as report_commands
 
 EPILOG = "Every command has its own --help. Docs: README.md and docs/ in the repository."
 
@@ -51,7 +54,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
         if cls.paper:
             console.print(f"paper: {cls.paper}")
         if cls.__doc__:
-            console.print(cls.__doc__.strip())
+            console.print(inspect.cleandoc(cls.__doc__))
         console.print("options:")
         for key, default in method_options(cls).items():
             console.print(f"  {key} = {default!r}")
@@ -108,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("models", help="list the model zoo and each model's options")
     mo.add_argument("name", nargs="?", help="a model name")
     mo.set_defaults(func=cmd_models)
+
+    report_commands.add_commands(sub)
+    add_export_commands(sub)
     return parser
 
 

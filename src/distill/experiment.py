@@ -20,17 +20,19 @@ from distill.data.bundle import DataBundle, load_data
 from distill.errors import CompatibilityError, ConfigError
 from distill.evaluate.cost import model_cost
 from distill.evaluate.metrics import classification_metrics
+from distill.export.run_hook import export_student
 from distill.knowledge.cache import CacheOptions, build_cache, choose_teacher
 from distill.knowledge.teacher import LiveTeacher, freeze
 from distill.methods.base import build_method
 from distill.methods.supervised import Supervised
 from distill.models.predict import predict
 from distill.models.registry import build_model
+from distill.report.html import report_after_run
 from distill.report.summary import gap_recovered, print_summary, write_summary
 from distill.train import distributed as dist
 from distill.train.checkpoint import atomic_write_text, load_weights_into
 from distill.train.progress import NullProgress, RichProgress
-from distill.train.trainer import MetricsLog, Trainer, input_preparer
+from distill.train.trainer import MetricsLog, Trainer, input_preparer, probe_method
 
 
 def resolve_device(name: str) -> torch.device:
@@ -197,6 +199,14 @@ class Experiment:
         student = build_from_spec(cfg.student.model, data, cfg.seed)
         check_compatible(teacher, student, data)
         method = build_method(cfg.distill.method, cfg.distill.options)  # config errors before any training
+        # Layer paths and shapes are checked on the untrained pair, not after hours of teacher training.
+        probe_teacher = LiveTeacher(teacher, method.needs().teacher_modules)
+        try:
+            probe_method(build_method(cfg.distill.method, cfg.distill.options), student, probe_teacher,
+                         data.val.inputs)
+        finally:
+            probe_teacher.close()
+            teacher.requires_grad_(True).train()
 
         stages: dict[str, Stage] = {}
         if cfg.teacher.checkpoint:
@@ -230,8 +240,10 @@ class Experiment:
         if not dist.is_main():
             return {}
         summary = self.evaluate(stages)
+        export_student(cfg.export, stages["student"].model, data, self.run_dir, summary)
         write_summary(self.run_dir / "summary.json", summary)
         print_summary(summary, Console())
+        report_after_run(self.run_dir, self.console)
         return summary
 
     def evaluate(self, stages: dict[str, Stage]) -> dict:

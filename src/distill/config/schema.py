@@ -110,6 +110,47 @@ class CacheConfig(Strict):
                                                         "larger ones are read from a memory-mapped file")
 
 
+class ParamSpec(Strict):
+    """One searched config field: a float or int range, or a list of choices."""
+
+    type: Literal["float", "int", "categorical"] = "float"
+    low: float | None = None
+    high: float | None = None
+    log: bool = Field(False, description="sample on a log scale (float and int)")
+    step: float | None = Field(None, gt=0, description="grid step; the grid sampler needs it for float ranges")
+    choices: list[str | int | float | bool | None] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ParamSpec:
+        if self.choices is None and (self.type == "categorical" or self.low is None or self.high is None):
+            raise ValueError(f"a {self.type} parameter needs 'choices' or both 'low' and 'high'")
+        if self.choices is None and self.low > self.high:
+            raise ValueError(f"low ({self.low}) is above high ({self.high})")
+        if self.log and self.choices is None and self.low <= 0:
+            raise ValueError("log: true needs low > 0")
+        return self
+
+
+class SearchConfig(Strict):
+    space: dict[str, ParamSpec] = Field(default_factory=dict, description="dotted config field -> range or choices, "
+                                                                         "e.g. distill.options.temperature")
+    metric: Literal["val_accuracy", "val_loss"] = Field("val_accuracy", description="the student's validation score")
+    direction: Literal["maximize", "minimize"] = "maximize"
+    pruner: bool = Field(True, description="stop unpromising trials early (median of earlier trials per epoch)")
+    sampler: Literal["grid", "random", "tpe"] = "tpe"
+    trials: int | None = Field(None, ge=1, description="finished trials to reach, counting a resumed search's "
+                                                      "earlier ones; default 20, or the whole grid")
+class ExportConfig(Strict):
+    enabled: bool = Field(False, description="export the distilled student to ONNX at the end of the run")
+    quantize: Literal["int8"] | None = Field("int8", description="also write an int8 model; null = fp32 only")
+    opset: int = Field(17, ge=9, description="ONNX opset")
+    calibration_batches: int = Field(8, ge=1, description="training batches that calibrate static int8 (CNNs)")
+    calibration_batch_size: int = Field(32, ge=1)
+    latency_batch: int = Field(64, ge=1, description="batch size N for latency and throughput")
+    latency_repeats: int = Field(50, ge=1, description="timed runs per latency, after warm-up")
+    threads: int | None = Field(1, ge=1, description="intra-op threads while timing; null = runtime default")
+
+
 class ExperimentConfig(Strict):
     name: str = "experiment"
     seed: int = 0
@@ -120,4 +161,6 @@ class ExperimentConfig(Strict):
     baseline: bool = Field(True, description="also train the student alone, with the same recipe")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    search: SearchConfig | None = Field(None, description="hyperparameter search (distill search); runs ignore it")
+    export: ExportConfig = Field(default_factory=ExportConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)

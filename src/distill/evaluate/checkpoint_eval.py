@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from torch import nn
+
 from distill.config.schema import DataConfig
 from distill.data.bundle import load_data
 from distill.errors import CheckpointError
@@ -15,14 +17,20 @@ from distill.train.checkpoint import load_tensors, model_weights
 from distill.train.trainer import input_preparer
 
 
-def evaluate_checkpoint(path: str | Path, data_root: str | None = None, split: str = "test",
-                        batch_size: int = 1000, latency: bool = True) -> dict:
+def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
+    """Rebuild the zoo model described in a distill checkpoint's metadata; return it and that description."""
     tensors, meta = load_tensors(path)
     spec = meta.get("model")
     if not spec or "name" not in spec:
         raise CheckpointError(f"{path} has no model description in its metadata; it was not written by distill")
     model = build_model(spec["name"], tuple(spec["input_shape"]), spec["num_classes"], **spec.get("options", {}))
     model.load_state_dict(model_weights(tensors))
+    return model, spec
+
+
+def evaluate_checkpoint(path: str | Path, data_root: str | None = None, split: str = "test",
+                        batch_size: int = 1000, latency: bool = True) -> dict:
+    model, spec = load_checkpoint_model(path)
     data = load_data(DataConfig(root=data_root, augment=None))
     part = data.test if split == "test" else data.val
     prepare = input_preparer(model, True)

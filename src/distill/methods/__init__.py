@@ -1,6 +1,19 @@
 """Distillation methods: one file each, registered by name."""
 
-from distill.methods import kd, supervised  # noqa: F401  (registers the built-in methods)
+from distill.methods import (  # noqa: F401  (registers the built-in methods)
+    at,
+    crd,
+    dist,
+    dkd,
+    fitnets,
+    kd,
+    lskd,
+    pkt,
+    rkd,
+    sp,
+    supervised,
+    tfkd,
+)
 from distill.methods.base import (
     METHODS,
     Batch,

@@ -58,6 +58,22 @@ def input_preparer(model: nn.Module, channels_last: bool) -> Callable[[Tensor], 
     return lambda x: x
 
 
+def probe_method(method: Method, model: nn.Module, teacher: TeacherFn | None, inputs: Tensor,
+                 prepare: Callable[[Tensor], Tensor] = lambda x: x) -> None:
+    """One forward pass on two samples so a method can size its adapters and check layer shapes."""
+    x = inputs[:2]
+    needs = method.needs()
+    batch = Batch(inputs=x, targets=torch.zeros(len(x), dtype=torch.long, device=x.device))
+    with Taps(model, needs.student_modules, "student") as taps, torch.no_grad():
+        was_training = model.training
+        model.eval()
+        try:
+            student = Outputs(model(prepare(x)), taps.pop())
+        finally:
+            model.train(was_training)
+    method.setup(student, teacher(batch) if needs.teacher else None)
+
+
 class MetricsLog:
     """Appends one JSON line per epoch per model to ``metrics.jsonl``."""
 
@@ -171,17 +187,7 @@ class Trainer:
         }
 
     def _probe(self, inputs: Tensor) -> None:
-        """One forward pass on a few samples so a method can size its adapters and check shapes."""
-        x = inputs[:2].to(self.device)
-        batch = Batch(inputs=x, targets=torch.zeros(len(x), dtype=torch.long, device=self.device))
-        paths = self.needs.student_modules
-        with Taps(self.model, paths, "student") as taps, torch.no_grad():
-            was_training = self.model.training
-            self.model.eval()
-            student = Outputs(self.model(self.prepare(x)), taps.pop())
-            self.model.train(was_training)
-        teacher = self.teacher(batch) if self.needs.teacher else None
-        self.method.setup(student, teacher)
+        probe_method(self.method, self.model, self.teacher, inputs.to(self.device), self.prepare)
         self.method.to(self.device)
 
     def fit(self, train: BatchSource, val_inputs: Tensor, val_targets: Tensor, resume: bool = False) -> FitResult:

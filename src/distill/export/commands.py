@@ -1,0 +1,110 @@
+"""`distill export` and `distill bench`: argument wiring only; the work is in the other modules."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from distill.errors import ConfigError
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from distill.evaluate.checkpoint_eval import load_checkpoint_model
+    from distill.export.pipeline import export_model, resolve_target, run_data, write_report
+    from distill.export.table import cost_table
+
+    checkpoint, run_dir = resolve_target(args.target)
+    model, spec = load_checkpoint_model(checkpoint)
+    data = run_data(run_dir, args.data)
+    out = Path(args.out) if args.out else (run_dir or checkpoint.parent)
+    name = "student" if run_dir else checkpoint.stem.removesuffix("-best")
+    report = export_model(model, data, out, name, args.quantize, args.opset, args.calibration_batches,
+                          batch_size=args.batch, repeats=args.repeats, threads=args.threads or None)
+    report = {"checkpoint": str(checkpoint), "model_spec": spec, **report}
+    write_report(out / "export.json", report)
+    console = Console()
+    rows = [report[k] for k in ("pytorch", "fp32", "int8") if k in report]
+    console.print(cost_table(rows, f"{name}: {report['test_samples']} test samples"))
+    console.print(f"max |onnxruntime - pytorch| = {report['max_abs_diff']:.2e} (tolerance {report['tolerance']:.1e}); "
+                  f"wrote {out / 'export.json'}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+    from rich.console import Console
+
+    from distill.evaluate.checkpoint_eval import load_checkpoint_model
+    from distill.export.bench import bench_onnx, bench_torch
+    from distill.export.pipeline import write_report
+    from distill.export.table import cost_table
+    from distill.train.trainer import input_preparer
+
+    rows = []
+    for item in args.models:
+        path = Path(item)
+        if path.suffix == ".onnx":
+            rows.append(bench_onnx(path, None, args.batch, args.repeats, args.threads or None))
+        elif path.suffix == ".safetensors":
+            model, spec = load_checkpoint_model(path)
+            example = torch.randn(1, *spec["input_shape"], generator=torch.Generator().manual_seed(0))
+            rows.append(bench_torch(model, example, args.batch, args.repeats, input_preparer(model, True), str(path),
+                                    size_bytes=path.stat().st_size, threads=args.threads or None))
+        else:
+            raise ConfigError(f"{path}: distill bench takes .onnx or .safetensors files")
+    threads = args.threads or "default"
+    Console().print(cost_table(rows, f"{args.repeats} timed runs at batch 1, {max(3, args.repeats // 4)} at batch "
+                                     f"{args.batch}, threads: {threads}"))
+    if args.json:
+        write_report(Path(args.json), {"rows": rows})
+    return 0
+
+
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch", type=_at_least(1), default=64, help="batch size N for latency and throughput (default 64)")
+    parser.add_argument("--repeats", type=_at_least(1), default=50,
+                        help="timed runs at batch 1 after warm-up; a quarter of them at batch N (default 50)")
+    parser.add_argument("--threads", type=_at_least(0), default=1,
+                        help="intra-op threads of both runtimes while timing (default 1; 0 = the runtime's default)")
+
+
+def add_commands(subparsers) -> None:
+    """Register `export` and `bench` on the `distill` sub-command parser."""
+    ex = subparsers.add_parser(
+        "export", help="export a trained model to ONNX (optionally int8), verify it, measure it",
+        description="Export a run's distilled student (RUN_DIR) or any distill checkpoint to ONNX, check it "
+                    "against PyTorch, optionally quantize it to int8, and write export.json with accuracies, "
+                    "sizes and latencies.")
+    ex.add_argument("target", metavar="RUN_DIR|CHECKPOINT",
+                    help="a run folder (uses checkpoints/student-best.safetensors) or a .safetensors checkpoint")
+    ex.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default onnx)")
+    ex.add_argument("--quantize", choices=["int8"], help="also write <name>.int8.onnx (post-training quantization)")
+    ex.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    ex.add_argument("--out", help="output folder (default: the run folder, or the checkpoint's folder)")
+    ex.add_argument("--data", help="directory of the Fashion-MNIST IDX files (default: the run's, or the usual place)")
+    ex.add_argument("--calibration-batches", type=int, default=8, metavar="N",
+                    help="training batches of 32 used to calibrate static int8 (CNNs; default 8)")
+    _common(ex)
+    ex.set_defaults(func=cmd_export)
+
+    be = subparsers.add_parser(
+        "bench", help="latency and throughput of .onnx / .safetensors models",
+        description="Time models on this CPU: median and p90 latency at batch 1 and batch N after warm-up, "
+                    "throughput at batch N, parameters and size on disk. .onnx files run in onnxruntime, "
+                    ".safetensors checkpoints in PyTorch.")
+    be.add_argument("models", nargs="+", metavar="MODEL", help=".onnx or .safetensors files")
+    _common(be)
+    be.add_argument("--json", metavar="FILE", help="also write the measurements to this JSON file")
+    be.set_defaults(func=cmd_bench)

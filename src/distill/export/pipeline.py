@@ -1,0 +1,90 @@
+"""Export one trained model: fp32 ONNX (verified), optional int8, accuracy and cost of each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from distill.config.schema import DataConfig
+from distill.data.bundle import DataBundle, load_data
+from distill.errors import CheckpointError
+from distill.export.bench import bench_onnx, bench_torch
+from distill.export.onnx_export import export_onnx
+from distill.export.quantize import calibration_batches, quantize_int8
+from distill.export.runtime import accuracy, session
+from distill.models.predict import predict
+from distill.train.checkpoint import atomic_write_text
+from distill.train.trainer import input_preparer
+
+VERIFY_SAMPLES = 32
+
+
+def resolve_target(target: str | Path) -> tuple[Path, Path | None]:
+    """(checkpoint, run folder or None) for a run folder (its student) or a checkpoint file."""
+    target = Path(target)
+    if target.is_dir():
+        checkpoint = target / "checkpoints" / "student-best.safetensors"
+        if not checkpoint.is_file():
+            raise CheckpointError(f"{target} is not a finished run folder: {checkpoint} is missing")
+        return checkpoint, target
+    if not target.exists():
+        raise CheckpointError(f"checkpoint or run folder not found: {target}")
+    return target, None
+
+
+def run_data(run_dir: Path | None, data_root: str | None = None) -> DataBundle:
+    """The run's own data split (from its config.yaml, without augmentation), else the full dataset."""
+    section = {}
+    if run_dir is not None and (run_dir / "config.yaml").is_file():
+        section = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("data", {}) or {}
+    section = {**section, "augment": None}
+    if data_root:
+        section["root"] = data_root
+    return load_data(DataConfig(**section))
+
+
+def _torch_accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    logits = predict(model, inputs, 1000, input_preparer(model, True))
+    return float((logits.argmax(1) == targets).float().mean())
+
+
+def export_model(model: nn.Module, data: DataBundle, out_dir: str | Path, name: str = "student",
+                 quantize: str | None = "int8", opset: int = 17, calibration: int = 8,
+                 calibration_batch_size: int = 32, batch_size: int = 64, repeats: int = 50,
+                 threads: int | None = 1) -> dict:
+    """Write ``<name>.onnx`` (and ``<name>.int8.onnx``) under ``out_dir``; return what was measured.
+
+    Latencies use ``threads`` intra-op threads in both runtimes (None: each runtime's default).
+    """
+    out_dir = Path(out_dir)
+    model = model.cpu().eval()
+    test_x, test_y = data.test.inputs.cpu(), data.test.targets.cpu()
+    example = test_x[:1]
+    fp32 = export_onnx(model, data.val.inputs[:VERIFY_SAMPLES].cpu(), out_dir / f"{name}.onnx", opset)
+    report = {"opset": opset, "test_samples": len(test_y), "batch": batch_size, "max_abs_diff": fp32.max_abs_diff,
+              "tolerance": fp32.tolerance}
+    report["pytorch"] = bench_torch(model, example, batch_size, repeats, input_preparer(model, True), name,
+                                    threads=threads)
+    report["pytorch"]["accuracy"] = _torch_accuracy(model, test_x, test_y)
+    files = {"fp32": fp32.path}
+    if quantize == "int8":
+        files["int8"] = out_dir / f"{name}.int8.onnx"
+        batches = calibration_batches(data.train.inputs.cpu().numpy(), calibration, calibration_batch_size)
+        report["int8_method"] = quantize_int8(fp32.path, files["int8"], batches)
+    for key, path in files.items():
+        entry = bench_onnx(path, example.numpy(), batch_size, repeats, threads)
+        entry["model"] = path.name
+        entry["accuracy"] = accuracy(session(path), test_x.numpy(), test_y.numpy())
+        report[key] = entry
+    if "int8" in report:
+        report["int8_accuracy_drop"] = report["fp32"]["accuracy"] - report["int8"]["accuracy"]
+    return report
+
+
+def write_report(path: Path, report: dict) -> None:
+    atomic_write_text(path, json.dumps(report, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))

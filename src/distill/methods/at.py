@@ -1,0 +1,45 @@
+"""Zagoruyko, Komodakis 2017, "Paying More Attention to Attention: Improving the Performance of
+Convolutional Neural Networks via Attention Transfer" (ICLR)."""
+
+from torch import Tensor
+from torch.nn import functional as F
+
+from distill.methods.base import Batch, Outputs, register_method
+from distill.methods.features import FeatureMethod, Layers, flat, pool_to_common
+
+
+def attention_map(x: Tensor, p: float) -> Tensor:
+    """Q = mean over channels of |A|^p, flattened and L2-normalised per sample: (N, H*W)."""
+    return F.normalize(flat(x.abs().pow(p).mean(1)), dim=1)
+
+
+@register_method("at")
+class AT(FeatureMethod):
+    """total = beta / 2 * sum over pairs of mean((Q_s - Q_t)^2) + hard_weight * CE.
+
+    Q is the normalised spatial attention map of an (N, C, H, W) activation, so channel counts may
+    differ; when spatial sizes differ the larger activation is average-pooled to the smaller. The
+    mean over batch and positions is the paper's "beta = 1000 divided by the number of elements".
+    """
+
+    summary = "attention transfer: match normalised spatial attention maps (Zagoruyko & Komodakis 2017)"
+    paper = ("Zagoruyko, Komodakis 2017, Paying More Attention to Attention: Improving the Performance of "
+             "Convolutional Neural Networks via Attention Transfer, ICLR, arXiv:1612.03928")
+
+    def __init__(self, student_layer: Layers = None, teacher_layer: Layers = None, p: float = 2.0,
+                 beta: float = 1000.0, hard_weight: float = 1.0):
+        super().__init__(student_layer, teacher_layer)
+        self.p, self.beta, self.hard_weight = p, beta, hard_weight
+
+    def check(self, pair: tuple[str, str], s: Tensor, t: Tensor) -> None:
+        if s.dim() != 4 or t.dim() != 4:
+            raise self.mismatch(pair, s, t, "attention transfer needs (N, C, H, W) feature maps on both sides")
+
+    def losses(self, student: Outputs, teacher: Outputs | None, batch: Batch) -> dict[str, Tensor]:
+        total = 0.0
+        for pair, (s, t) in zip(self.pairs, self.feature_pairs(student, teacher), strict=True):
+            self.check(pair, s, t)
+            s, t = pool_to_common(s, t)
+            total = total + (attention_map(s, self.p) - attention_map(t, self.p)).pow(2).mean()
+        return {"attention": self.beta / 2 * total,
+                "hard": self.hard_weight * F.cross_entropy(student.logits, batch.targets)}

@@ -1,0 +1,124 @@
+"""The report's plots, each an inline SVG string built from run data (summary, metrics, trials)."""
+
+from __future__ import annotations
+
+from distill.report.svg import PALETTE, Chart, blend, empty_chart, nice_ticks, padded
+
+ROLE_COLORS = {"teacher": PALETTE[0], "baseline": "#7f7f7f", "student": PALETTE[1], "student int8": PALETTE[2]}
+
+
+def color_of(name: str, index: int = 0) -> str:
+    return ROLE_COLORS.get(name, PALETTE[index % len(PALETTE)])
+
+
+def epoch_series(metrics: list[dict], key: str) -> dict[str, list[tuple[float, float]]]:
+    """``{model: [(epoch, value), ...]}``; a resumed run may log an epoch twice, the last record wins."""
+    by_model: dict[str, dict[int, float]] = {}
+    for record in metrics:
+        if record.get(key) is not None:
+            by_model.setdefault(record["model"], {})[record["epoch"]] = record[key]
+    return {model: sorted(epochs.items()) for model, epochs in by_model.items()}
+
+
+def curve_chart(series: dict[str, list[tuple[float, float]]], title: str, ylabel: str,
+                colors: dict[str, str] | None = None) -> str:
+    points = [p for line in series.values() for p in line]
+    if not points:
+        return empty_chart(title, "no epochs logged")
+    xs = [p[0] for p in points]
+    chart = Chart(title, "epoch", ylabel, (min(xs) - 0.2, max(xs) + 0.2), padded([p[1] for p in points]))
+    for i, (name, line) in enumerate(series.items()):
+        chart.line(line, (colors or {}).get(name) or color_of(name, i), label=name)
+    xticks = [t for t in nice_ticks(min(xs), max(xs), min(6, max(1, int(max(xs) - min(xs))))) if t == int(t)]
+    return chart.svg(xticks=xticks or [min(xs)])
+
+
+def learning_curves(metrics: list[dict]) -> list[str]:
+    return [curve_chart(epoch_series(metrics, "val_accuracy"), "Validation accuracy per epoch", "val accuracy"),
+            curve_chart(epoch_series(metrics, "train_loss"), "Training loss per epoch", "train loss")]
+
+
+def tradeoff_chart(rows: list[dict], key: str, title: str, xlabel: str, scale: float = 1.0) -> str:
+    """One point per model: test accuracy against a cost (latency, size)."""
+    points = [(r["name"], r[key] * scale, r["accuracy"] * 100, r.get("color")) for r in rows
+              if r.get(key) is not None and r.get("accuracy") is not None]
+    if not points:
+        return empty_chart(title, f"no {xlabel} measured")
+    longest = max(len(p[0]) for p in points)
+    chart = Chart(title, xlabel, "test accuracy (%)", padded([p[1] for p in points] + [0], 0.15, floor=0),
+                  padded([p[2] for p in points], 0.3), width=400 + 6 * longest, margin=(34, 16 + 6 * longest, 44, 58))
+    for i, (name, x, y, color) in enumerate(points):
+        chart.point(x, y, color or color_of(name, i), radius=5, label=name, tip=f"{name}: {y:.2f}% at {x:.3g}")
+    return chart.svg()
+
+
+def confusion_chart(matrix: list[list[int]], class_names: list[str], title: str) -> str:
+    """Rows = true class, columns = predicted; colour = share of the row, numbers = counts."""
+    n = len(matrix)
+    if n == 0:
+        return empty_chart(title, "no confusion matrix")
+    names = class_names if len(class_names) == n else [str(i) for i in range(n)]
+    chart = Chart(title, "predicted", "true", (0, n), (n, 0), width=380, height=400, margin=(30, 10, 90, 90))
+    for r, row in enumerate(matrix):
+        total = sum(row) or 1
+        for c, count in enumerate(row):
+            share = count / total
+            chart.rect(c, r, c + 1, r + 1, blend(share), tip=f"true {names[r]}, predicted {names[c]}: {count}")
+            if count:
+                cls = "cellw" if share > 0.5 else "cell"
+                chart.text(c + 0.5, r + 0.68, str(count), cls=cls)
+    chart.rotate_x = True
+    ticks = [(i + 0.5, name[:12]) for i, name in enumerate(names)]
+    return chart.svg(xticks=ticks, yticks=ticks, css_class="chart cm")
+
+
+def reliability_chart(bins: list[dict], ece: float | None, title: str) -> str:
+    """Accuracy per confidence bin against the diagonal of perfect calibration."""
+    ece_text = f" (ECE {ece * 100:.2f}%)" if ece is not None else ""
+    chart = Chart(title + ece_text, "confidence", "accuracy", (0, 1), (0, 1), width=320, height=300)
+    chart.line([(0, 0), (1, 1)], "#999999", dash="4 3", markers=False)
+    for b in bins or []:
+        if not b.get("count"):
+            continue
+        tip = f"{b['lower']:.2f}-{b['upper']:.2f}: {b['count']} samples, confidence {b['confidence']:.3f}, " \
+              f"accuracy {b['accuracy']:.3f}"
+        chart.rect(b["lower"], 0, b["upper"], b["accuracy"], PALETTE[0], tip=tip, opacity=0.75)
+        chart.line([(b["lower"], b["confidence"]), (b["upper"], b["confidence"])], PALETTE[1], markers=False)
+    chart.legend += [("accuracy", PALETTE[0]), ("confidence", PALETTE[1])]
+    return chart.svg(css_class="chart rel")
+
+
+def bar_chart(items: list[tuple[str, float]], title: str, xlabel: str, xmax: float | None = None,
+              percent: bool = False) -> str:
+    """Horizontal bars, one per item."""
+    if not items:
+        return empty_chart(title, "nothing to show")
+    top = xmax or max(v for _, v in items) or 1.0
+    height = 60 + 26 * len(items)
+    chart = Chart(title, xlabel, "", (0, top), (len(items), 0), height=height, margin=(30, 40, 40, 170))
+    for i, (name, value) in enumerate(items):
+        chart.rect(0, i + 0.2, value, i + 0.8, color_of(name, i), tip=f"{name}: {value:.4g}")
+        chart.text(value, i + 0.62, f" {value * 100:.1f}%" if percent else f" {value:.3g}", anchor="start")
+    yticks = [(i + 0.5, name if len(name) <= 26 else "..." + name[-23:]) for i, (name, _) in enumerate(items)]
+    return chart.svg(yticks=yticks)
+
+
+def history_chart(trials: list[dict], direction: str, metric: str) -> str:
+    """Each finished trial's value, and the best value so far."""
+    done = [t for t in trials if t.get("value") is not None]
+    if not done:
+        return empty_chart("Optimisation history", "no finished trials")
+    xs = [t["number"] for t in done]
+    chart = Chart("Optimisation history", "trial", metric, (min(xs) - 0.5, max(xs) + 0.5),
+                  padded([t["value"] for t in done], 0.2))
+    best, best_line = None, []
+    pick = max if direction == "maximize" else min
+    for t in sorted(done, key=lambda t: t["number"]):
+        best = t["value"] if best is None else pick(best, t["value"])
+        best_line.append((t["number"], best))
+        color = PALETTE[0] if t["state"] == "COMPLETE" else "#bbbbbb"
+        chart.point(t["number"], t["value"], color, tip=f"trial {t['number']} ({t['state']}): {t['value']:.4f}")
+    chart.line(best_line, PALETTE[1], label="best so far", markers=False)
+    chart.legend.append(("trial (grey = pruned)", PALETTE[0]))
+    xticks = [t for t in nice_ticks(min(xs), max(xs), min(8, max(1, max(xs) - min(xs)))) if t == int(t)]
+    return chart.svg(xticks=xticks or [min(xs)])

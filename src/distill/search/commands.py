@@ -1,0 +1,48 @@
+"""The `distill search` subcommand."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from distill.errors import ConfigError
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from distill.config import load_config
+
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise ConfigError("distill search needs Optuna: pip install 'distill[search]'") from None
+    from distill.search.study import default_folder, run_search
+
+    cfg = load_config(args.config, args.set)
+    folder = args.out or default_folder(cfg)
+    try:
+        meta = run_search(cfg, folder, trials=args.trials, sampler=args.sampler, storage=args.storage,
+                          quiet=args.quiet)
+    except KeyboardInterrupt:
+        Console(stderr=True).print(f"interrupted; run the same command again to resume the search in {folder}")
+        return 130
+    best = meta.get("best")
+    if best:
+        Console().print(f"best trial {best['number']}: {meta['metric']} {best['value']:.4f} {best['params']}\n"
+                        f"config: {folder}/best.yaml")
+    return 0
+
+
+def add_commands(sub) -> None:
+    se = sub.add_parser("search", help="hyperparameter search over config fields (Optuna)",
+                        description="Search the config's search.space with Optuna; each trial is a distill run "
+                                    "scored on the validation split. Re-running the command resumes the search.")
+    se.add_argument("config", help="experiment YAML with a search: block (see examples/search.yaml)")
+    se.add_argument("--trials", type=int, help="finished trials to reach (default search.trials, 20, or the grid)")
+    se.add_argument("--sampler", choices=["grid", "random", "tpe"], help="default search.sampler (tpe)")
+    se.add_argument("--storage", help="Optuna storage URL (any SQLAlchemy URL; default sqlite in the folder)")
+    se.add_argument("--out", help="search folder (default runs/search-<name>)")
+    se.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config field, e.g. --set student.train.epochs=3 (repeatable)")
+    se.add_argument("--quiet", action="store_true", help="no progress output")
+    se.set_defaults(func=cmd_search)

@@ -1,0 +1,81 @@
+"""One trial = one distill run of the config with the trial's values, scored on the validation split."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+from pathlib import Path
+
+import optuna
+
+from distill.config.schema import ExperimentConfig
+from distill.errors import NonFiniteLossError
+from distill.experiment import run_experiment
+from distill.search.space import suggest, with_params
+from distill.train.checkpoint import atomic_write
+
+TEACHER_FILE = "teacher.safetensors"
+
+
+def pruning_callback(trial: optuna.Trial, metric: str, scores: list[float]):
+    """Epoch-end callback: report the student's validation score, raise TrialPruned when the pruner says so."""
+
+    def on_epoch(trainer, record: dict) -> None:
+        if record.get("model") != "student":
+            return
+        value = float(record[metric])
+        scores.append(value)
+        trial.report(value, record["epoch"])
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {record['epoch']}: {metric} {value:.4f}")
+
+    return on_epoch
+
+
+def teacher_saver(run_dir: Path, target: Path):
+    """Epoch-end callback: once the teacher's last epoch is done, keep its best weights for later trials."""
+
+    def on_epoch(trainer, record: dict) -> None:
+        if record.get("model") == "teacher" and record["epoch"] == trainer.cfg.epochs:
+            source = run_dir / "checkpoints" / "teacher-best.safetensors"
+            atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+
+    return on_epoch
+
+
+class Objective:
+    """Callable for ``study.optimize``; trains the teacher in the first trial only, when it can be shared."""
+
+    def __init__(self, cfg: ExperimentConfig, folder: Path, callbacks=None):
+        self.cfg, self.folder = cfg, Path(folder)
+        self.search = cfg.search
+        self.callbacks = list(callbacks or [])
+        self.share_teacher = not any(name.startswith("teacher.") for name in self.search.space)
+
+    def teacher_checkpoint(self) -> str | None:
+        if self.cfg.teacher.checkpoint or not self.share_teacher:
+            return self.cfg.teacher.checkpoint
+        path = self.folder / TEACHER_FILE
+        return str(path.resolve()) if path.is_file() else None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = {name: suggest(trial, name, spec) for name, spec in self.search.space.items()}
+        relative = f"trials/trial-{trial.number:04d}"
+        run_dir = self.folder / relative
+        trial.set_user_attr("run_dir", relative)
+        # Trials skip the baseline: the objective is the distilled student's validation score alone.
+        cfg = with_params(self.cfg, params, search=None, baseline=False, name=f"{self.cfg.name}-trial{trial.number}")
+        callbacks = [pruning_callback(trial, self.search.metric, scores := []), *self.callbacks]
+        checkpoint = self.teacher_checkpoint()
+        if checkpoint:
+            cfg.teacher.checkpoint = checkpoint
+        elif self.share_teacher:
+            callbacks.insert(0, teacher_saver(run_dir, self.folder / TEACHER_FILE))
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the run's result table; the search prints one line
+                run_experiment(cfg, run_dir, quiet=True, callbacks=callbacks)
+        except NonFiniteLossError as exc:
+            trial.set_user_attr("diverged", str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
+        return max(scores) if self.search.direction == "maximize" else min(scores)
