@@ -107,3 +107,14 @@ def test_bad_layer_path_refused_before_teacher_training(tmp_path, fashion_mnist_
     with pytest.raises(CompatibilityError, match="student has no module 'features.9'"):
         run_experiment(cfg, tmp_path / "run", quiet=True)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_yaml_on_off_for_cache(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("cache: {mode: off}\n")
+    assert load_config(path).cache.mode == "off"
+    path.write_text("cache: off\n")
+    assert load_config(path).cache.mode == "off"
+    path.write_text("cache: {mode: on, views: 3}\n")
+    cfg = load_config(path)
+    assert cfg.cache.mode == "on" and cfg.cache.views == 3

@@ -109,6 +109,16 @@ class CacheConfig(Strict):
     memory_mb: float = Field(1024.0, ge=0, description="caches up to this size are held in memory, "
                                                         "larger ones are read from a memory-mapped file")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off`/`on` as false/true; accept those and the short form `cache: off`.
+        if isinstance(value, bool | str):
+            value = {"mode": value}
+        if isinstance(value, dict) and isinstance(value.get("mode"), bool):
+            value = {**value, "mode": "on" if value["mode"] else "off"}
+        return value
+
 
 class ParamSpec(Strict):
     """One searched config field: a float or int range, or a list of choices."""
