@@ -34,13 +34,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", action="append", default=[], help="config overrides, as for distill run")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--teacher-checkpoint", help="reuse this teacher (teacher-best.safetensors of an earlier "
+                                                     "run of the same config) instead of training it")
     args = parser.parse_args()
     out = Path(args.out)
     runs_dir = out / "runs"
     started = time.perf_counter()
 
     per_seed = []
-    teacher_checkpoint = None
+    teacher_checkpoint = args.teacher_checkpoint
     for seed in args.seeds:
         overrides = [*args.set, f"seed={seed}", "evaluate.latency=false"]
         if teacher_checkpoint:
