@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from distill.methods import METHODS, method_options
+
 from .methods_support import ALL_METHODS
 
 DOC = (Path(__file__).parent.parent / "docs" / "methods.md").read_text()

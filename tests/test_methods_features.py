@@ -8,6 +8,7 @@ import torch
 
 from distill.errors import CompatibilityError, ConfigError
 from distill.methods import build_method
+
 from .methods_support import fixed, run
 
 

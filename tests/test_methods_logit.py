@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from distill.methods import METHODS, Batch, Outputs, build_method
+
 from .methods_support import NUM_CLASSES, fixed, np_cross_entropy, np_kl, np_softmax
 
 S = fixed(5, NUM_CLASSES, seed=1) * 3

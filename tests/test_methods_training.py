@@ -16,6 +16,7 @@ from distill.knowledge.teacher import LiveTeacher
 from distill.methods import Batch, Outputs, build_method
 from distill.train.checkpoint import load_tensors
 from distill.train.trainer import Trainer
+
 from .methods_support import ALL_METHODS, LAYER_OPTIONS, tiny_data, tiny_models
 
 

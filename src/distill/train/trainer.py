@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from distill.config.schema import TrainConfig
 from distill.data.batches import BatchSource
@@ -32,6 +31,7 @@ from distill.train.checkpoint import (
 )
 from distill.train.progress import NullProgress
 from distill.train.schedule import build_optimizer, learning_rate
+from distill.train.validation import SELECTION, selection_score, validation_metrics
 
 TeacherFn = Callable[[Batch], Outputs]
 EpochCallback = Callable[["Trainer", dict], None]
@@ -86,8 +86,12 @@ class Trainer:
         model_meta: dict | None = None,
         eval_batch_size: int = 1000,
         callbacks: list[EpochCallback] | None = None,
+        task: str = "classification",
     ):
         self.name, self.cfg, self.method, self.seed = name, cfg, method, seed
+        if task not in SELECTION:
+            raise ValueError(f"task must be one of {', '.join(SELECTION)}, got '{task}'")
+        self.task = task
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.method = method.to(self.device)
@@ -156,11 +160,7 @@ class Trainer:
 
     def validate(self, inputs: Tensor, targets: Tensor) -> dict[str, float]:
         logits = predict(self.model, inputs.to(self.device), self.eval_batch_size, self.prepare)
-        targets = targets.to(logits.device)
-        return {
-            "val_accuracy": float((logits.argmax(-1) == targets).float().mean()),
-            "val_loss": float(F.cross_entropy(logits, targets)),
-        }
+        return validation_metrics(logits, targets, self.task)
 
     def _probe(self, inputs: Tensor) -> None:
         """One forward pass on a few samples so a method can size its adapters and check shapes."""
@@ -182,7 +182,7 @@ class Trainer:
         self.optimizer = build_optimizer(self._parameters(), cfg)
         steps_per_epoch = len(train)
         state: dict[str, Any] = {"epoch": 0, "step": 0, "best_epoch": -1, "best_val_accuracy": -1.0,
-                                 "history": [], "finished": False, "seconds": 0.0}
+                                 "best_score": -math.inf, "history": [], "finished": False, "seconds": 0.0}
         if resume:
             state = self._restore() or state
         if state["finished"]:
@@ -244,20 +244,24 @@ class Trainer:
             **self.validate(val_inputs, val_targets),
             "epoch_seconds": train_seconds,
         }
-        improved = record["val_accuracy"] > state["best_val_accuracy"]
+        # best_score: the task's selection metric, higher is better (accuracy, or -MSE for regression)
+        score = selection_score(record, self.task)
+        improved = score > state.get("best_score", state["best_val_accuracy"])
         state = {
             **state, "epoch": epoch + 1, "step": step,
             "best_epoch": epoch + 1 if improved else state["best_epoch"],
-            "best_val_accuracy": max(record["val_accuracy"], state["best_val_accuracy"]),
+            "best_score": score if improved else state.get("best_score", state["best_val_accuracy"]),
+            "best_val_accuracy": (record.get("val_accuracy", -1.0) if improved else state["best_val_accuracy"]),
             "history": [*state["history"], record],
             "finished": epoch + 1 == cfg.epochs,
             "seconds": state["seconds"] + train_seconds,
         }
         self._save(state, best=improved)
         self.metrics_log.write(record)
+        key = SELECTION[self.task][0]
         self.progress.log(
             f"  {self.name} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f}, "
-            f"val acc {record['val_accuracy']:.4f}, {train_seconds:.1f}s"
+            f"{key.replace('_', ' ')} {record[key]:.4f}, {train_seconds:.1f}s"
         )
         for callback in self.callbacks:
             callback(self, record)
