@@ -116,3 +116,18 @@ def test_diabetes_split_is_seeded_and_standardised_on_train():
     torch.testing.assert_close(a.train.targets.std(), torch.tensor(1.0), atol=1e-5, rtol=0)
     c = load_data(DataConfig(dataset="diabetes", val_size=66, split_seed=1))
     assert not torch.equal(a.test.inputs, c.test.inputs)
+
+
+def test_train_model_api_takes_the_regression_task():
+    from distill.api import train_model
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(80, 3, generator=g)
+    y = x.sum(1, keepdim=True)
+    data = from_tensors("sum", Split(x[:60], y[:60]), Split(x[60:], y[60:]), num_classes=1, val_size=20)
+    torch.manual_seed(0)
+    model = build_model("mlp", (3,), 1, hidden=[8])
+    result = train_model(model, data, method="supervised_regression", train={"epochs": 3, "batch_size": 8,
+                         "optimizer": "adamw", "lr": 0.01}, device="cpu", task="regression")
+    assert result.best_epoch == int(np.argmin([r["val_mse"] for r in result.history])) + 1
+    assert all("val_r2" in r and "val_accuracy" not in r for r in result.history)
