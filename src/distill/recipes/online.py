@@ -25,6 +25,9 @@ def run(exp, teacher, student, method) -> dict:
     if not isinstance(method, DML):
         raise ConfigError(f"mode online trains peers with method 'dml', not '{cfg.distill.method}'; "
                           f"set distill.method: dml")
+    if cfg.teacher.checkpoint:
+        raise ConfigError("mode online trains the teacher-sized peer from scratch with the student; "
+                          "remove teacher.checkpoint")
     if cfg.task != "classification":
         raise ConfigError("mode online (deep mutual learning) is defined for classification only")
     stages = baseline(exp)
