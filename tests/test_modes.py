@@ -81,9 +81,11 @@ def test_online_trains_both_peers_and_saves_each(tmp_path, fashion_mnist_root):
     assert cohort[0]["val_accuracy"] == cohort[0]["val_accuracy_peer1"]  # the student selects the checkpoint
 
 
-def test_online_needs_the_dml_method(tmp_path, fashion_mnist_root):
+def test_online_needs_the_dml_method_and_an_untrained_peer(tmp_path, fashion_mnist_root):
     with pytest.raises(ConfigError, match="method 'dml'"):
         run(tmp_path, {"mode": "online", "method": "kd"})
+    with pytest.raises(ConfigError, match="remove teacher.checkpoint"):
+        run(tmp_path, {"mode": "online", "method": "dml"}, teacher={**BASE["teacher"], "checkpoint": "t.safetensors"})
 
 
 def test_born_again_generation_k_teaches_generation_k_plus_1(tmp_path, fashion_mnist_root):
