@@ -38,10 +38,11 @@ def train_model(model: nn.Module, data: DataBundle, *, teacher: nn.Module | None
                 method_options: dict[str, Any] | None = None, train: TrainConfig | dict | None = None,
                 seed: int = 0, device: str = "auto", checkpoint_dir: str | Path | None = None,
                 batches: BatchSource | None = None, resume: bool = False, channels_last: bool = True,
-                name: str = "model") -> FitResult:
+                name: str = "model", task: str = "classification") -> FitResult:
     """Train any ``nn.Module`` on a DataBundle, alone or from a frozen teacher; best weights end up in ``model``.
 
     ``batches`` replaces the in-memory pipeline, e.g. ``LoaderBatches(DataLoader(...))`` for large data.
+    ``task="regression"`` validates on MSE/MAE/R^2 and keeps the lowest-MSE epoch (use a regression method).
     """
     train_cfg = train if isinstance(train, TrainConfig) else TrainConfig(**(train or {}))
     device_ = resolve_device(device)
@@ -57,7 +58,8 @@ def train_model(model: nn.Module, data: DataBundle, *, teacher: nn.Module | None
         batches = InMemoryBatches(data.train.inputs.to(device_), data.train.targets.to(device_),
                                   train_cfg.batch_size, augment=data.augment, seed=seed)
     trainer = Trainer(name, model, train_cfg, method_obj, teacher=live, seed=seed, device=device_,
-                      checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, channels_last=channels_last)
+                      checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, channels_last=channels_last,
+                      task=task)
     try:
         return trainer.fit(batches, data.val.inputs, data.val.targets, resume=resume)
     finally:

@@ -20,11 +20,12 @@ from distill.data.bundle import DataBundle, load_data
 from distill.errors import CompatibilityError, ConfigError
 from distill.evaluate.cost import model_cost
 from distill.evaluate.metrics import classification_metrics
+from distill.evaluate.regression import regression_metrics
 from distill.export.run_hook import export_student
 from distill.knowledge.cache import CacheOptions, build_cache, choose_teacher
 from distill.knowledge.teacher import LiveTeacher, freeze
-from distill.methods.base import build_method
-from distill.methods.supervised import Supervised
+from distill.methods.combined import method_from_config
+from distill.methods.regression import supervised_for
 from distill.models.predict import predict
 from distill.models.registry import build_model
 from distill.report.html import report_after_run
@@ -139,7 +140,7 @@ class Experiment:
             role, model, train_cfg, method, teacher=teacher, seed=self.cfg.seed, device=self.device,
             checkpoint_dir=self.run_dir / "checkpoints", metrics_log=self.metrics, progress=self.progress,
             channels_last=self.cfg.runtime.channels_last, model_meta=meta,
-            eval_batch_size=self.cfg.evaluate.eval_batch_size, callbacks=self.callbacks,
+            eval_batch_size=self.cfg.evaluate.eval_batch_size, callbacks=self.callbacks, task=self.cfg.task,
             precision=self.cfg.runtime.precision, compile=self.cfg.runtime.compile,
         )
 
@@ -198,12 +199,15 @@ class Experiment:
         teacher = build_from_spec(cfg.teacher.model, data, cfg.seed)
         student = build_from_spec(cfg.student.model, data, cfg.seed)
         check_compatible(teacher, student, data)
-        method = build_method(cfg.distill.method, cfg.distill.options)  # config errors before any training
+        method = method_from_config(cfg.distill)  # config errors before any training
+        if cfg.distill.mode != "offline":
+            from distill.recipes import run_mode  # online, born_again, takd, reverse: docs/methods.md
+
+            return self.finish(run_mode(cfg.distill.mode, self, teacher, student, method))
         # Layer paths and shapes are checked on the untrained pair, not after hours of teacher training.
         probe_teacher = LiveTeacher(teacher, method.needs().teacher_modules)
         try:
-            probe_method(build_method(cfg.distill.method, cfg.distill.options), student, probe_teacher,
-                         data.val.inputs)
+            probe_method(method_from_config(cfg.distill), student, probe_teacher, data.val.inputs)
         finally:
             probe_teacher.close()
             teacher.requires_grad_(True).train()
@@ -215,7 +219,7 @@ class Experiment:
             self.console.print(f"teacher: loaded {cfg.teacher.checkpoint}")
         else:
             trainer = self._trainer("teacher", teacher, cfg.teacher.train,
-                                    Supervised(cfg.teacher.train.label_smoothing), meta=teacher_meta)
+                                    supervised_for(cfg.task, cfg.teacher.train.label_smoothing), meta=teacher_meta)
             stages["teacher"] = self._fit(trainer, cfg.teacher.train)
         freeze(stages["teacher"].model)
         teacher_prepare = input_preparer(stages["teacher"].model, cfg.runtime.channels_last)
@@ -223,7 +227,7 @@ class Experiment:
         if cfg.baseline:
             baseline = build_from_spec(cfg.student.model, data, cfg.seed)
             trainer = self._trainer("baseline", baseline, cfg.student.train,
-                                    Supervised(cfg.student.train.label_smoothing), meta=student_meta)
+                                    supervised_for(cfg.task, cfg.student.train.label_smoothing), meta=student_meta)
             stages["baseline"] = self._fit(trainer, cfg.student.train)
 
         needs = method.needs()
@@ -237,10 +241,14 @@ class Experiment:
         finally:
             live.close()
 
+        return self.finish(stages)
+
+    def finish(self, stages: dict[str, Stage]) -> dict:
         if not dist.is_main():
             return {}
         summary = self.evaluate(stages)
-        export_student(cfg.export, stages["student"].model, data, self.run_dir, summary)
+        final = stages.get("student") or list(stages.values())[-1]  # born-again runs end in their last generation
+        export_student(self.cfg.export, final.model, self.data, self.run_dir, summary)
         write_summary(self.run_dir / "summary.json", summary)
         print_summary(summary, Console())
         report_after_run(self.run_dir, self.console)
@@ -256,8 +264,11 @@ class Experiment:
             logits[role] = predict(stage.model, test_inputs, cfg.evaluate.eval_batch_size, prepare)
         models = {}
         for role, stage in stages.items():
-            reference = logits["teacher"] if role != "teacher" else None
-            entry = classification_metrics(logits[role], data.test.targets, data.num_classes, reference)
+            reference = logits.get("teacher") if role != "teacher" else None
+            if cfg.task == "regression":
+                entry = regression_metrics(logits[role], data.test.targets, data.meta.get("target_std", 1.0), reference)
+            else:
+                entry = classification_metrics(logits[role], data.test.targets, data.num_classes, reference)
             prepare = input_preparer(stage.model, cfg.runtime.channels_last)
             cpu_model = stage.model.to("cpu")
             entry.update(model_cost(cpu_model, data.test.inputs[:1], cfg.evaluate.latency_repeats,
@@ -268,19 +279,25 @@ class Experiment:
         self.progress.stop()
         summary = {
             "name": cfg.name,
+            "task": cfg.task,
+            "mode": cfg.distill.mode,
             "dataset": data.name,
             "test_samples": len(data.test),
             "method": cfg.distill.method,
             "method_options": cfg.distill.options,
+            "methods": [m.model_dump() for m in cfg.distill.methods] if cfg.distill.methods else None,
             "class_names": data.class_names,
             "models": models,
             "gap_recovered": None,
             "run_dir": str(self.run_dir),
         }
-        if "baseline" in models:
+        key = "r2" if cfg.task == "regression" else "accuracy"  # regression: the gap in test R^2
+        if {"teacher", "baseline", "student"} <= set(models):
             summary["gap_recovered"] = gap_recovered(
-                models["teacher"]["accuracy"], models["baseline"]["accuracy"], models["student"]["accuracy"])
-        summary["compression"] = models["teacher"]["params"] / models["student"]["params"]
+                models["teacher"][key], models["baseline"][key], models["student"][key])
+        summary["gap_metric"] = key
+        if {"teacher", "student"} <= set(models):
+            summary["compression"] = models["teacher"]["params"] / models["student"]["params"]
         return summary
 
 

@@ -17,7 +17,8 @@ class AugmentConfig(Strict):
 
 
 class DataConfig(Strict):
-    dataset: Literal["fashion_mnist"] = "fashion_mnist"
+    dataset: Literal["fashion_mnist", "diabetes"] = Field(
+        "fashion_mnist", description="diabetes: scikit-learn's regression data (task: regression)")
     root: str | None = Field(None, description="directory of the IDX files; default $DISTILL_FASHION_MNIST_DIR "
                                                "or /usr/share/datasets/fashion-mnist")
     val_size: int = Field(5000, ge=1, description="samples carved from train for validation (fixed seed)")
@@ -72,9 +73,44 @@ class StudentConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
+class MethodSpec(Strict):
+    """One entry of ``distill.methods``: a method whose losses are added with ``weight``."""
+
+    method: str
+    weight: float = 1.0
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class AssistantConfig(Strict):
+    """The teacher assistant of ``mode: takd`` (teacher -> assistant -> student)."""
+
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(name="cnn", options={"channels": [24, 48, 96]}))
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
 class DistillConfig(Strict):
     method: str = "kd"
     options: dict[str, Any] = Field(default_factory=dict, description="the method's options, e.g. temperature")
+    methods: list[MethodSpec] | None = Field(None, description="several methods, losses summed with weights "
+                                                               "(instead of method/options)")
+    mode: Literal["offline", "online", "born_again", "takd", "reverse"] = Field(
+        "offline", description="offline: frozen trained teacher; see docs/methods.md for the others")
+    generations: int = Field(2, ge=1, description="born_again: distilled generations after generation 0")
+    assistant: AssistantConfig | None = Field(None, description="takd: the assistant model and its recipe")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_method_form(cls, value: Any) -> Any:
+        # `methods:` replaces `method:`/`options:`; it is stored as `method: combined` so a saved config reloads.
+        if isinstance(value, dict) and value.get("methods") is not None:
+            if value.get("method", "combined") != "combined" or value.get("options"):
+                raise ValueError("give either 'method'/'options' or 'methods' (a list), not both")
+            if not value["methods"]:
+                raise ValueError("'methods' needs at least one {method, weight, options} entry")
+            value = {**value, "method": "combined", "options": {}}
+        elif isinstance(value, dict) and value.get("method") == "combined":
+            raise ValueError("method 'combined' is written as 'methods: [{method: kd, weight: 1}, ...]'")
+        return value
 
 
 class EvaluateConfig(Strict):
@@ -164,6 +200,7 @@ class ExportConfig(Strict):
 class ExperimentConfig(Strict):
     name: str = "experiment"
     seed: int = 0
+    task: Literal["classification", "regression"] = "classification"
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)

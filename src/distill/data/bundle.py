@@ -62,7 +62,19 @@ def from_tensors(name: str, train: Split, test: Split, num_classes: int | None =
     return DataBundle(name, train, val, test, classes, class_names or [str(i) for i in range(classes)], augment)
 
 
+def load_diabetes_bundle(cfg: DataConfig) -> DataBundle:
+    from distill.data.diabetes import load_diabetes_splits
+
+    train, val, test, meta = load_diabetes_splits(cfg.val_size, cfg.split_seed)
+    train = Split(*train).head(cfg.train_subset)
+    # num_classes is the number of outputs: one regression target.
+    return DataBundle("diabetes", train, Split(*val), Split(*test).head(cfg.test_subset), 1, ["progression"],
+                      meta=meta)
+
+
 def load_data(cfg: DataConfig) -> DataBundle:
+    if cfg.dataset == "diabetes":
+        return load_diabetes_bundle(cfg)
     if cfg.dataset != "fashion_mnist":  # pydantic already restricts this; kept for new datasets
         raise DataError(f"unknown dataset '{cfg.dataset}'")
     raw = load_fashion_mnist(cfg.root)

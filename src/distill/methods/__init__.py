@@ -2,13 +2,16 @@
 
 from distill.methods import (  # noqa: F401  (registers the built-in methods)
     at,
+    combined,
     crd,
     dist,
     dkd,
+    dml,
     fitnets,
     kd,
     lskd,
     pkt,
+    regression,
     rkd,
     sp,
     supervised,

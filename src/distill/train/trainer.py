@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from distill.config.schema import TrainConfig
 from distill.data.batches import BatchSource
@@ -34,6 +33,7 @@ from distill.train.checkpoint import (
 from distill.train.fast import autocast, compiled, grad_scaler
 from distill.train.progress import NullProgress
 from distill.train.schedule import build_optimizer, learning_rate
+from distill.train.validation import SELECTION, selection_score, validation_metrics
 
 TeacherFn = Callable[[Batch], Outputs]
 EpochCallback = Callable[["Trainer", dict], None]
@@ -106,8 +106,12 @@ class Trainer:
         callbacks: list[EpochCallback] | None = None,
         precision: str = "fp32",
         compile: bool = False,
+        task: str = "classification",
     ):
         self.name, self.cfg, self.method, self.seed = name, cfg, method, seed
+        if task not in SELECTION:
+            raise ValueError(f"task must be one of {', '.join(SELECTION)}, got '{task}'")
+        self.task = task
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.method = method.to(self.device)
@@ -180,11 +184,7 @@ class Trainer:
 
     def validate(self, inputs: Tensor, targets: Tensor) -> dict[str, float]:
         logits = predict(self.model, inputs.to(self.device), self.eval_batch_size, self.prepare)
-        targets = targets.to(logits.device)
-        return {
-            "val_accuracy": float((logits.argmax(-1) == targets).float().mean()),
-            "val_loss": float(F.cross_entropy(logits, targets)),
-        }
+        return validation_metrics(logits, targets, self.task)
 
     def _probe(self, inputs: Tensor) -> None:
         probe_method(self.method, self.model, self.teacher, inputs.to(self.device), self.prepare)
@@ -196,7 +196,7 @@ class Trainer:
         self.optimizer = build_optimizer(self._parameters(), cfg)
         steps_per_epoch = len(train)
         state: dict[str, Any] = {"epoch": 0, "step": 0, "best_epoch": -1, "best_val_accuracy": -1.0,
-                                 "history": [], "finished": False, "seconds": 0.0}
+                                 "best_score": -math.inf, "history": [], "finished": False, "seconds": 0.0}
         if resume:
             state = self._restore() or state
         if state["finished"]:
@@ -268,11 +268,14 @@ class Trainer:
             **self.validate(val_inputs, val_targets),
             "epoch_seconds": train_seconds,
         }
-        improved = record["val_accuracy"] > state["best_val_accuracy"]
+        # best_score: the task's selection metric, higher is better (accuracy, or -MSE for regression)
+        score = selection_score(record, self.task)
+        improved = score > state.get("best_score", state["best_val_accuracy"])
         state = {
             **state, "epoch": epoch + 1, "step": step,
             "best_epoch": epoch + 1 if improved else state["best_epoch"],
-            "best_val_accuracy": max(record["val_accuracy"], state["best_val_accuracy"]),
+            "best_score": score if improved else state.get("best_score", state["best_val_accuracy"]),
+            "best_val_accuracy": (record.get("val_accuracy", -1.0) if improved else state["best_val_accuracy"]),
             "history": [*state["history"], record],
             "finished": epoch + 1 == cfg.epochs,
             "seconds": state["seconds"] + train_seconds,
@@ -280,9 +283,10 @@ class Trainer:
         self._save(state, best=improved)
         if dist.is_main():
             self.metrics_log.write(record)
+        key = SELECTION[self.task][0]
         self.progress.log(
             f"  {self.name} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f}, "
-            f"val acc {record['val_accuracy']:.4f}, {train_seconds:.1f}s"
+            f"{key.replace('_', ' ')} {record[key]:.4f}, {train_seconds:.1f}s"
         )
         for callback in self.callbacks:
             callback(self, record)

@@ -1,0 +1,25 @@
+"""Born-again networks (Furlanello et al. 2018, "Born Again Neural Networks", ICML).
+
+Generation 0 is the student architecture trained on labels (so it is also the baseline);
+generation k+1, the same architecture from a fresh initialisation, learns from frozen generation
+k with the configured method. ``distill.generations`` distilled generations follow generation 0.
+The ``teacher:`` section is not used.
+"""
+
+from __future__ import annotations
+
+from distill.recipes.common import distil, train_on_labels
+
+
+def run(exp, teacher, student, method) -> dict:
+    from distill.experiment import build_from_spec, model_meta
+
+    cfg, data = exp.cfg, exp.data
+    meta = model_meta(cfg.student.model, data)
+    stages = {"gen0": train_on_labels(exp, "gen0", student, cfg.student.train, meta)}
+    for k in range(1, cfg.distill.generations + 1):
+        # A new initialisation per generation, as in the paper; seeded so runs repeat.
+        model = build_from_spec(cfg.student.model, data, cfg.seed + k)
+        stages[f"gen{k}"] = distil(exp, f"gen{k}", model, cfg.student.train, stages[f"gen{k - 1}"].model, meta,
+                                   method if k == 1 else None)
+    return stages

@@ -1,0 +1,27 @@
+"""Teacher-assistant KD (Mirzadeh et al. 2020, "Improved Knowledge Distillation via Teacher
+Assistant", AAAI): teacher -> assistant -> student, each step with the configured method.
+
+The assistant (``distill.assistant: {model, train}``) sits between teacher and student in size,
+which narrows the capacity gap the student has to bridge.
+"""
+
+from __future__ import annotations
+
+from distill.config.schema import AssistantConfig
+from distill.recipes.common import baseline, distil, ready_teacher
+
+
+def run(exp, teacher, student, method) -> dict:
+    from distill.experiment import build_from_spec, check_compatible, model_meta
+
+    cfg, data = exp.cfg, exp.data
+    spec = cfg.distill.assistant or AssistantConfig()
+    assistant = build_from_spec(spec.model, data, cfg.seed)
+    check_compatible(teacher, assistant, data)
+    stages = {"teacher": ready_teacher(exp, teacher, model_meta(cfg.teacher.model, data))}
+    stages.update(baseline(exp))
+    stages["assistant"] = distil(exp, "assistant", assistant, spec.train, stages["teacher"].model,
+                                 model_meta(spec.model, data))
+    stages["student"] = distil(exp, "student", student, cfg.student.train, stages["assistant"].model,
+                               model_meta(cfg.student.model, data), method)
+    return stages
