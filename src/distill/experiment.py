@@ -25,7 +25,7 @@ from distill.knowledge.teacher import LiveTeacher, freeze
 from distill.methods.base import build_method
 from distill.methods.supervised import Supervised
 from distill.models.predict import predict
-from distill.models.registry import build_model
+from distill.models.registry import build_model, model_options
 from distill.report.summary import gap_recovered, print_summary, write_summary
 from distill.train.checkpoint import atomic_write_text, load_weights_into
 from distill.train.progress import NullProgress, RichProgress
@@ -78,7 +78,9 @@ def model_meta(spec: ModelConfig, data: DataBundle) -> dict:
 
 def build_from_spec(spec: ModelConfig, data: DataBundle, seed: int) -> nn.Module:
     torch.manual_seed(seed)  # baseline and distilled student start from the same weights
-    return build_model(spec.name, data.input_shape, data.num_classes, **spec.options)
+    # Text data tells the models its tokenizer (vocab_size, pad_id, teacher_path) unless the config does.
+    context = {k: v for k, v in data.meta.get("model_context", {}).items() if k in model_options(spec.name)}
+    return build_model(spec.name, data.input_shape, data.num_classes, **{**context, **spec.options})
 
 
 def check_compatible(teacher: nn.Module, student: nn.Module, data: DataBundle) -> None:
@@ -128,13 +130,17 @@ class Experiment:
             eval_batch_size=self.cfg.evaluate.eval_batch_size, callbacks=self.callbacks,
         )
 
-    def _batches(self, train_cfg) -> InMemoryBatches:
-        train = self.data.train
-        return InMemoryBatches(train.inputs, train.targets, train_cfg.batch_size, shuffle=True,
+    def _batches(self, train_cfg, transfer=None) -> InMemoryBatches:
+        inputs, targets = self.data.train.inputs, self.data.train.targets
+        if transfer is not None:  # unlabelled transfer-set sentences (target -1), distillation only
+            inputs = torch.cat([inputs, transfer.inputs.to(inputs.device)])
+            targets = torch.cat([targets, transfer.targets.to(targets.device)])
+        return InMemoryBatches(inputs, targets, train_cfg.batch_size, shuffle=True,
                                augment=self.data.augment, seed=self.cfg.seed)
 
-    def _fit(self, trainer: Trainer, train_cfg) -> Stage:
-        result = trainer.fit(self._batches(train_cfg), self.data.val.inputs, self.data.val.targets, resume=self.resume)
+    def _fit(self, trainer: Trainer, train_cfg, transfer=None) -> Stage:
+        result = trainer.fit(self._batches(train_cfg, transfer), self.data.val.inputs, self.data.val.targets,
+                             resume=self.resume)
         return Stage(trainer.name, trainer.model, result.seconds, result.best_epoch)
 
     def run(self) -> dict:
@@ -151,7 +157,7 @@ class Experiment:
             self.metrics.path.unlink()
 
         self.console.print(f"[bold]distill[/bold] run folder: {self.run_dir}")
-        self.data = data = load_data(cfg.data)
+        self.data = data = load_data(cfg.data, teacher_path=cfg.teacher.model.options.get("path"))
         self.data.train.inputs = data.train.inputs.to(self.device)
         self.data.train.targets = data.train.targets.to(self.device)
         self.console.print(f"data: {data.name}, train {len(data.train)}, val {len(data.val)}, test {len(data.test)}")
@@ -185,7 +191,7 @@ class Experiment:
         live = LiveTeacher(stages["teacher"].model, needs.teacher_modules, prepare=teacher_prepare)
         try:
             trainer = self._trainer("student", student, cfg.student.train, method, teacher=live, meta=student_meta)
-            stages["student"] = self._fit(trainer, cfg.student.train)
+            stages["student"] = self._fit(trainer, cfg.student.train, data.meta.get("transfer"))
         finally:
             live.close()
 

@@ -62,7 +62,12 @@ def from_tensors(name: str, train: Split, test: Split, num_classes: int | None =
     return DataBundle(name, train, val, test, classes, class_names or [str(i) for i in range(classes)], augment)
 
 
-def load_data(cfg: DataConfig) -> DataBundle:
+def load_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    """The configured dataset; text datasets are tokenised with the teacher's tokenizer (``teacher_path``)."""
+    if cfg.dataset in ("sst2", "trec", "text_files"):
+        from distill.data.text_bundle import load_text_data
+
+        return load_text_data(cfg, teacher_path)
     if cfg.dataset != "fashion_mnist":  # pydantic already restricts this; kept for new datasets
         raise DataError(f"unknown dataset '{cfg.dataset}'")
     raw = load_fashion_mnist(cfg.root)

@@ -1,6 +1,6 @@
 """Distillation methods: one file each, registered by name."""
 
-from distill.methods import kd, supervised  # noqa: F401  (registers the built-in methods)
+from distill.methods import kd, supervised, tinybert  # noqa: F401  (registers the built-in methods)
 from distill.methods.base import (
     METHODS,
     Batch,
