@@ -58,6 +58,13 @@ def load_tokenizer(path: str | None = None):
     return _transformers().AutoTokenizer.from_pretrained(str(resolve_model_dir(path)))
 
 
+@lru_cache(maxsize=4)
+def teacher_embeddings(path: str | None = None):
+    """The pretrained token-embedding table (cached: students copy it, they never change it in place)."""
+    return load_encoder(path).get_input_embeddings().weight.detach().clone()
+
+
+@lru_cache(maxsize=4)
 def load_config(path: str | None = None):
     return _transformers().AutoConfig.from_pretrained(str(resolve_model_dir(path)))
 

@@ -30,7 +30,7 @@ def make_embedding(vocab_size: int | None, embedding_dim: int | None, pad_id: in
                    teacher_path: str | None, from_teacher: bool, freeze: bool) -> tuple[nn.Embedding, int]:
     """An embedding table, optionally copied from the teacher's pretrained token embeddings."""
     if from_teacher:
-        weight = hf.load_encoder(teacher_path).get_input_embeddings().weight.detach().clone()
+        weight = hf.teacher_embeddings(teacher_path).clone()
         if embedding_dim not in (None, weight.shape[1]):
             raise ConfigError(f"init_embeddings_from_teacher needs embedding_dim {weight.shape[1]} "
                               f"(the teacher's), got {embedding_dim}")
