@@ -41,7 +41,7 @@ STUDENTS = {
     "bilstm": ({"hidden": 200, "fc": 200, "freeze_embeddings": True}, TrainConfig(epochs=3, batch_size=50, optimizer="adamw", lr=1e-3,
                                                        weight_decay=0.0, schedule="cosine", grad_clip=5.0)),
     "text_transformer": ({"init_from_teacher": {"layers": [0, 5]}, "freeze_embeddings": True},
-                         TrainConfig(epochs=2, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.01,
+                         TrainConfig(epochs=1, batch_size=32, optimizer="adamw", lr=2e-4, weight_decay=0.01,
                                      warmup_epochs=0.1, schedule="cosine", grad_clip=1.0)),
 }
 KD_OPTIONS = {"temperature": 2.0, "alpha": 0.7, "beta": 0.3}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -141,3 +142,23 @@ def test_bucketed_batches_cover_every_sample_once_with_similar_lengths():
         spread.append(int(lens.max() - lens.min()))
     assert sorted(seen) == list(range(200)) and len(source) == 13
     assert sum(spread) / len(spread) < 10  # random batches would span ~25 tokens
+
+
+def test_text_config_validates_keys_and_ranges():
+    from distill.config.load import load_config
+    from distill.errors import ConfigError
+
+    cfg = load_config(data={"data": {"dataset": "trec", "text": {"max_length": 32, "transfer_set": {}}}})
+    assert cfg.data.text.transfer_set.size_multiplier == 4 and cfg.data.text.max_length == 32
+    with pytest.raises(ConfigError, match="unknown key 'data.text.max_lenght'"):
+        load_config(data={"data": {"dataset": "sst2", "text": {"max_lenght": 32}}})
+    with pytest.raises(ConfigError, match="data.text.transfer_set.mask_prob"):
+        load_config(data={"data": {"dataset": "sst2", "text": {"transfer_set": {"mask_prob": 2}}}})
+
+
+def test_text_root_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DISTILL_TEXT_DIR", str(tmp_path))
+    assert text_root() == tmp_path
+    assert text_root("/elsewhere") == Path("/elsewhere")
+    monkeypatch.delenv("DISTILL_TEXT_DIR")
+    assert text_root().parts[-3:] == ("shared", "data", "text")
