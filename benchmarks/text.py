@@ -166,6 +166,18 @@ def table(teacher: dict, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def merge(out: Path, dirs: list[Path]) -> None:
+    """Combine runs that shared one cached teacher (e.g. students run in parallel processes)."""
+    results = [json.loads((d / "results.json").read_text()) for d in dirs if (d / "results.json").is_file()]
+    rows = [r for res in results for r in res["students"]]
+    teacher = results[0]["teacher"]
+    combined = {"teacher": teacher, "students": rows, "kd_options": results[0]["kd_options"],
+                "merged_from": [str(d) for d in dirs]}
+    (out / "results.json").write_text(json.dumps(combined, indent=1))
+    (out / "table.md").write_text(table(teacher, rows) + "\n")
+    print(table(teacher, rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench-text")
@@ -176,11 +188,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--train-subset", type=int, default=None, help="smoke runs: fewer training sentences")
     parser.add_argument("--epochs", type=int, default=None, help="smoke runs: override every epoch count")
+    parser.add_argument("--merge", nargs="+", default=[], metavar="DIR",
+                        help="only combine the results.json of these runs (same teacher) into --out")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        merge(out, [Path(d) for d in args.merge])
+        return
     log_file = open(out / "log.txt", "a")
 
     def log(msg: str) -> None:
