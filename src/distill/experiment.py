@@ -27,7 +27,7 @@ from distill.knowledge.teacher import LiveTeacher, freeze
 from distill.methods.combined import method_from_config
 from distill.methods.regression import supervised_for
 from distill.models.predict import predict
-from distill.models.registry import build_model
+from distill.models.registry import build_model, model_options
 from distill.report.html import report_after_run
 from distill.report.summary import gap_recovered, print_summary, write_summary
 from distill.train import distributed as dist
@@ -87,7 +87,9 @@ def build_from_spec(spec: ModelConfig, data: DataBundle, seed: int) -> nn.Module
     torch.manual_seed(seed)  # baseline and distilled student start from the same weights
     options = dict(spec.options)
     num_classes = options.pop("num_classes", data.num_classes)
-    return build_model(spec.name, data.input_shape, num_classes, **options)
+    # Text data tells the models its tokenizer (vocab_size, pad_id, teacher_path) unless the config does.
+    context = {k: v for k, v in data.meta.get("model_context", {}).items() if k in model_options(spec.name)}
+    return build_model(spec.name, data.input_shape, num_classes, **{**context, **options})
 
 
 def check_compatible(teacher: nn.Module, student: nn.Module, data: DataBundle) -> None:
@@ -144,26 +146,41 @@ class Experiment:
             precision=self.cfg.runtime.precision, compile=self.cfg.runtime.compile,
         )
 
-    def _batches(self, train_cfg, views: int | None = None) -> InMemoryBatches:
-        train, world = self.data.train, dist.world_size()
+    def _training_set(self, transfer=None) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, targets = self.data.train.inputs, self.data.train.targets
+        if transfer is not None:  # unlabelled transfer-set sentences (target -1), distillation only
+            inputs = torch.cat([inputs, transfer.inputs.to(inputs.device)])
+            targets = torch.cat([targets, transfer.targets.to(targets.device)])
+        return inputs, targets
+
+    def _batches(self, train_cfg, views: int | None = None, transfer=None) -> InMemoryBatches:
+        inputs, targets = self._training_set(transfer)
+        world = dist.world_size()
         if train_cfg.batch_size % world:
             raise ConfigError(f"batch_size {train_cfg.batch_size} is the global batch; it must divide evenly "
                               f"over {world} processes")
-        return InMemoryBatches(train.inputs, train.targets, train_cfg.batch_size // world, shuffle=True,
+        return InMemoryBatches(inputs, targets, train_cfg.batch_size // world, shuffle=True,
                                augment=self.data.augment, seed=self.cfg.seed, rank=dist.rank(),
                                world_size=world, views=views)
 
-    def _fit(self, trainer: Trainer, train_cfg, views: int | None = None) -> Stage:
-        result = trainer.fit(self._batches(train_cfg, views), self.data.val.inputs, self.data.val.targets,
+    def _fit(self, trainer: Trainer, train_cfg, views: int | None = None, transfer=None) -> Stage:
+        result = trainer.fit(self._batches(train_cfg, views, transfer), self.data.val.inputs, self.data.val.targets,
                              resume=self.resume)
         return Stage(trainer.name, trainer.model, result.seconds, result.best_epoch)
 
-    def _teacher(self, live: LiveTeacher, modules: tuple[str, ...]):
+    def _teacher(self, live: LiveTeacher, modules: tuple[str, ...], transfer=None):
         """The cached teacher when ``cache`` allows it (see knowledge/cache.py), else the live one."""
-        c, train = self.cfg.cache, self.data.train
+        c = self.cfg.cache
+        inputs, targets = self._training_set(transfer)
+        if modules and not inputs.is_floating_point():
+            # Text models trim padding per batch, so hooked features vary in length and cannot be stored
+            # per sample; their logits could be, but a method asking for features needs both.
+            if c.mode == "on":
+                raise ConfigError("cache.mode=on cannot store hooked features of token-id inputs; use cache.mode=auto")
+            return live
         options = CacheOptions(views=c.views, dtype=c.dtype, top_k=c.top_k, memory_mb=c.memory_mb)
         return choose_teacher(c.mode, live, lambda: build_cache(
-            live, train.inputs, train.targets, self.data.augment, self.cfg.seed, self.cfg.student.train.epochs,
+            live, inputs, targets, self.data.augment, self.cfg.seed, self.cfg.student.train.epochs,
             options, Path(c.dir) if c.dir else self.run_dir / "cache", self.device, modules,
             log=self.console.print))
 
@@ -189,7 +206,7 @@ class Experiment:
                 self.metrics.path.unlink()
 
         self.console.print(f"[bold]distill[/bold] run folder: {self.run_dir}")
-        self.data = data = load_data(cfg.data)
+        self.data = data = load_data(cfg.data, teacher_path=cfg.teacher.model.options.get("path"))
         self.data.train.inputs = data.train.inputs.to(self.device)
         self.data.train.targets = data.train.targets.to(self.device)
         self.console.print(f"data: {data.name}, train {len(data.train)}, val {len(data.val)}, test {len(data.test)}")
@@ -233,11 +250,12 @@ class Experiment:
         needs = method.needs()
         live = LiveTeacher(stages["teacher"].model, needs.teacher_modules, prepare=teacher_prepare)
         try:
-            teacher_fn = self._teacher(live, needs.teacher_modules) if needs.teacher else live
+            transfer = data.meta.get("transfer")
+            teacher_fn = self._teacher(live, needs.teacher_modules, transfer) if needs.teacher else live
             views = getattr(teacher_fn, "views", None)
             trainer = self._trainer("student", student, cfg.student.train, method, teacher=teacher_fn,
                                     meta=student_meta)
-            stages["student"] = self._fit(trainer, cfg.student.train, views)
+            stages["student"] = self._fit(trainer, cfg.student.train, views, transfer)
         finally:
             live.close()
 

@@ -16,9 +16,40 @@ class AugmentConfig(Strict):
     hflip: bool = Field(True, description="random horizontal flips")
 
 
+class TransferSetConfig(Strict):
+    """Augmented unlabelled sentences for the distilled student only (Tang et al. 2019)."""
+
+    size_multiplier: int = Field(4, ge=0, description="augmented sentences per training sentence (0 = none)")
+    mask_prob: float = Field(0.1, ge=0, le=1, description="probability a word becomes [MASK]")
+    ngram_prob: float = Field(0.25, ge=0, le=1, description="probability only a random n-gram is kept")
+    swap_prob: float = Field(0.1, ge=0, le=1, description="probability a word is swapped for a vocabulary word")
+    max_ngram: int = Field(5, ge=1)
+    seed: int = 0
+
+
+class TextConfig(Strict):
+    """Sentence classification (data.dataset: sst2, trec or text_files)."""
+
+    root: str | None = Field(None, description="directory of the files; default $DISTILL_TEXT_DIR or "
+                                               "../shared/data/text relative to the project root")
+    train: str | None = Field(None, description="text_files: train file (.txt LABEL SENTENCE, .csv, .jsonl)")
+    val: str | None = Field(None, description="text_files: validation file; null = carve val_fraction from train")
+    test: str | None = Field(None, description="text_files: test file; null = carve test_fraction from train")
+    text_column: str = "text"
+    label_column: str = "label"
+    label_names: list[str] | None = Field(None, description="class names; labels may then be given by name")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved for validation when no file")
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved for test when no file")
+    max_length: int = Field(64, ge=4, description="token ids per sentence (longer ones are truncated)")
+    tokenizer: str | None = Field(None, description="tokenizer directory; null = the teacher model's own")
+    transfer_set: TransferSetConfig | None = Field(None, description="null = distil on the training set only")
+
+
 class DataConfig(Strict):
-    dataset: Literal["fashion_mnist", "diabetes"] = Field(
-        "fashion_mnist", description="diabetes: scikit-learn's regression data (task: regression)")
+    dataset: Literal["fashion_mnist", "diabetes", "sst2", "trec", "text_files"] = Field(
+        "fashion_mnist", description="diabetes: scikit-learn's regression data (task: regression); "
+                                     "sst2, trec, text_files: sentence classification (see data.text)")
+    text: TextConfig = Field(default_factory=TextConfig, description="options of the text datasets")
     root: str | None = Field(None, description="directory of the IDX files; default $DISTILL_FASHION_MNIST_DIR "
                                                "or /usr/share/datasets/fashion-mnist")
     val_size: int = Field(5000, ge=1, description="samples carved from train for validation (fixed seed)")

@@ -72,9 +72,14 @@ def load_diabetes_bundle(cfg: DataConfig) -> DataBundle:
                       meta=meta)
 
 
-def load_data(cfg: DataConfig) -> DataBundle:
+def load_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    """The configured dataset; text datasets are tokenised with the teacher's tokenizer (``teacher_path``)."""
     if cfg.dataset == "diabetes":
         return load_diabetes_bundle(cfg)
+    if cfg.dataset in ("sst2", "trec", "text_files"):
+        from distill.data.text_bundle import load_text_data
+
+        return load_text_data(cfg, teacher_path)
     if cfg.dataset != "fashion_mnist":  # pydantic already restricts this; kept for new datasets
         raise DataError(f"unknown dataset '{cfg.dataset}'")
     raw = load_fashion_mnist(cfg.root)

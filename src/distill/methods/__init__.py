@@ -16,6 +16,7 @@ from distill.methods import (  # noqa: F401  (registers the built-in methods)
     sp,
     supervised,
     tfkd,
+    tinybert,
 )
 from distill.methods.base import (
     METHODS,

@@ -32,5 +32,8 @@ class KD(Method):
     def losses(self, student: Outputs, teacher: Outputs | None, batch: Batch) -> dict[str, Tensor]:
         assert teacher is not None
         soft = kl_with_temperature(student.logits, teacher.logits, self.temperature)
-        hard = F.cross_entropy(student.logits, batch.targets)
+        # Unlabelled transfer-set sentences carry target -1: they get the soft term only.
+        labelled = batch.targets >= 0
+        hard = (F.cross_entropy(student.logits[labelled], batch.targets[labelled]) if labelled.any()
+                else student.logits.sum() * 0.0)
         return {"soft": self.alpha * soft, "hard": self.beta * hard}

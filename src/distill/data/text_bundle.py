@@ -1,0 +1,85 @@
+"""Build a DataBundle of token ids from a text dataset config (SST-2, TREC or the user's files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from distill.config.schema import DataConfig
+from distill.data.bundle import DataBundle, Split
+from distill.data.text import (
+    KNOWN,
+    Sentences,
+    check_labels,
+    read_sentences,
+    seeded_split,
+    text_root,
+    tokenize,
+)
+from distill.data.text_augment import UNLABELLED, TransferSet
+from distill.errors import DataError
+
+
+def _files(cfg: DataConfig) -> dict[str, Path | None]:
+    root = text_root(cfg.text.root)
+    if cfg.dataset in KNOWN:
+        known = KNOWN[cfg.dataset]
+        return {s: (root / known[s] if known[s] else None) for s in ("train", "val", "test")}
+    if not cfg.text.train:
+        raise DataError("data.dataset text_files needs data.text.train (and optionally val and test)")
+    resolve = lambda p: (Path(p) if Path(p).is_absolute() or cfg.text.root is None else root / p)  # noqa: E731
+    return {s: (resolve(getattr(cfg.text, s)) if getattr(cfg.text, s) else None) for s in ("train", "val", "test")}
+
+
+def read_splits(cfg: DataConfig) -> tuple[dict[str, Sentences], list[str] | None]:
+    """train / val / test sentences: the files as given, missing splits carved from train (seeded)."""
+    text = cfg.text
+    names = text.label_names or (KNOWN[cfg.dataset]["classes"] if cfg.dataset in KNOWN else None)
+    read = lambda p: read_sentences(p, text.text_column, text.label_column, text.label_names)  # noqa: E731
+    files = _files(cfg)
+    train = read(files["train"])
+    test = read(files["test"]) if files["test"] else None
+    if test is None:
+        train, test = seeded_split(train, text.test_fraction, cfg.split_seed + 1)
+    val = read(files["val"]) if files["val"] else None
+    if val is None:
+        train, val = seeded_split(train, text.val_fraction, cfg.split_seed)
+    if cfg.train_subset is not None:
+        train = train.take(range(min(cfg.train_subset, len(train))))
+    if cfg.test_subset is not None:
+        test = test.take(range(min(cfg.test_subset, len(test))))
+    return {"train": train, "val": val, "test": test}, names
+
+
+def load_text_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    from distill.models.hf import load_tokenizer
+
+    splits, names = read_splits(cfg)
+    num_classes = check_labels(splits, len(names) if names else None)
+    tokenizer_path = cfg.text.tokenizer or teacher_path
+    tokenizer = load_tokenizer(tokenizer_path)
+    max_length = cfg.text.max_length
+    tensors, stats = {}, {}
+    for name, sentences in splits.items():
+        ids, stats[name] = tokenize(tokenizer, sentences.texts, max_length)
+        tensors[name] = Split(ids, torch.tensor(sentences.labels, dtype=torch.long))
+    meta = {
+        "text": True,
+        "lengths": stats,
+        "sentences": {name: s.texts for name, s in splits.items()},
+        "model_context": {"vocab_size": len(tokenizer), "pad_id": tokenizer.pad_token_id,
+                          "teacher_path": teacher_path},
+        "transfer": None,
+    }
+    transfer = cfg.text.transfer_set
+    if transfer is not None and transfer.size_multiplier > 0:
+        augmenter = TransferSet(transfer.mask_prob, transfer.swap_prob, transfer.ngram_prob, transfer.max_ngram,
+                                mask_token=tokenizer.mask_token or "[MASK]", seed=transfer.seed)
+        texts = augmenter.fit(splits["train"].texts).generate(splits["train"].texts, transfer.size_multiplier)
+        ids, stats["transfer"] = tokenize(tokenizer, texts, max_length)
+        meta["transfer"] = Split(ids, torch.full((len(texts),), UNLABELLED, dtype=torch.long))
+        meta["sentences"]["transfer"] = texts
+    class_names = list(names) if names else [str(i) for i in range(num_classes)]
+    return DataBundle(cfg.dataset, tensors["train"], tensors["val"], tensors["test"], num_classes,
+                      class_names, augment=None, meta=meta)
