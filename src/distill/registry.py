@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from distill.errors import DistillError
+from distill.errors import ConfigError, DistillError
 
 T = TypeVar("T")
 
@@ -15,6 +15,16 @@ def nearest(name: str, choices: list[str]) -> str:
     """A ' (did you mean X?)' hint, or '' when nothing is close."""
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def check_options(kind: str, name: str, given: dict, allowed: dict) -> None:
+    """Refuse option keys a factory does not take, with the nearest valid key as a hint."""
+    for key in given:
+        if key not in allowed:
+            raise ConfigError(
+                f"{kind} '{name}' has no option '{key}'{nearest(key, list(allowed))}; "
+                f"its options are: {', '.join(allowed) or 'none'}"
+            )
 
 
 class UnknownNameError(DistillError, KeyError):

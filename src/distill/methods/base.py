@@ -13,8 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from distill.errors import ConfigError
-from distill.registry import Registry, nearest
+from distill.registry import Registry, check_options
 
 
 @dataclass(frozen=True)
@@ -86,13 +85,7 @@ def method_options(cls: type[Method]) -> dict[str, Any]:
 def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
     cls = METHODS.get(name)
     options = dict(options or {})
-    allowed = method_options(cls)
-    for key in options:
-        if key not in allowed:
-            raise ConfigError(
-                f"method '{name}' has no option '{key}'{nearest(key, list(allowed))}; "
-                f"its options are: {', '.join(allowed) or 'none'}"
-            )
+    check_options("method", name, options, method_options(cls))
     return cls(**options)
 
 

@@ -8,8 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from distill.errors import ConfigError
-from distill.registry import Registry, nearest
+from distill.registry import Registry, check_options
 
 ModelFactory = Callable[..., nn.Module]
 MODELS: Registry[ModelFactory] = Registry("model")
@@ -31,13 +30,7 @@ def model_options(name: str) -> dict[str, Any]:
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **options: Any) -> nn.Module:
     factory = MODELS.get(name)
-    allowed = model_options(name)
-    for key in options:
-        if key not in allowed:
-            raise ConfigError(
-                f"model '{name}' has no option '{key}'{nearest(key, list(allowed))}; "
-                f"its options are: {', '.join(allowed)}"
-            )
+    check_options("model", name, options, model_options(name))
     return factory(input_shape=tuple(input_shape), num_classes=num_classes, **options)
 
 
