@@ -81,6 +81,24 @@ def test_online_trains_both_peers_and_saves_each(tmp_path, fashion_mnist_root):
     assert cohort[0]["val_accuracy"] == cohort[0]["val_accuracy_peer1"]  # the student selects the checkpoint
 
 
+def test_online_with_three_peers_trains_and_saves_every_peer(tmp_path, fashion_mnist_root):
+    extra = {"name": "mlp", "hidden": [16]}
+    summary, ckpt = run(tmp_path, {"mode": "online", "method": "dml", "peers": [extra]})
+    assert set(summary["models"]) == {"baseline", "peer_teacher", "peer1", "student"}
+    for role, hidden in (("peer_teacher", 32), ("peer1", 16), ("student", 8)):
+        tensors, _ = load_tensors(ckpt / f"{role}-best.safetensors")
+        assert tensors["1.weight"].shape == (hidden, 784)
+    records = [json.loads(x) for x in (ckpt.parent / "metrics.jsonl").read_text().splitlines()]
+    cohort = [r for r in records if r["model"] == "cohort"]
+    assert {"peer2.mutual", "val_accuracy_peer2"} <= set(cohort[0]) | set(cohort[0]["terms"])
+    assert cohort[0]["val_accuracy"] == cohort[0]["val_accuracy_peer2"]  # the student is the last peer
+
+
+def test_peers_without_online_mode_is_a_config_error():
+    with pytest.raises(ConfigError, match="distill.mode: online"):
+        load_config(data={**BASE, "distill": {"method": "kd", "peers": [{"name": "mlp"}]}})
+
+
 def test_online_needs_the_dml_method_and_an_untrained_peer(tmp_path, fashion_mnist_root):
     with pytest.raises(ConfigError, match="method 'dml'"):
         run(tmp_path, {"mode": "online", "method": "kd"})

@@ -128,6 +128,9 @@ class DistillConfig(Strict):
         "offline", description="offline: frozen trained teacher; see docs/methods.md for the others")
     generations: int = Field(2, ge=1, description="born_again: distilled generations after generation 0")
     assistant: AssistantConfig | None = Field(None, description="takd: the assistant model and its recipe")
+    peers: list[ModelConfig] = Field(default_factory=list,
+                                     description="online: more untrained peers that learn beside the teacher-sized "
+                                                 "peer and the student (deep mutual learning with 3 or more models)")
 
     @model_validator(mode="before")
     @classmethod
@@ -142,6 +145,13 @@ class DistillConfig(Strict):
         elif isinstance(value, dict) and value.get("method") == "combined":
             raise ValueError("method 'combined' is written as 'methods: [{method: kd, weight: 1}, ...]'")
         return value
+
+    @model_validator(mode="after")
+    def _peers_only_online(self) -> DistillConfig:
+        if self.peers and self.mode != "online":
+            raise ValueError(f"'peers' are trained by mode online (deep mutual learning), but mode is '{self.mode}'; "
+                             f"set distill.mode: online or remove distill.peers")
+        return self
 
 
 class EvaluateConfig(Strict):

@@ -33,10 +33,15 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
 
 
 class CNN(nn.Module):
-    """Stages of ``convs_per_stage`` 3x3 conv-BN-ReLU, max-pooled between stages, then a linear head."""
+    """Stages of ``convs_per_stage`` 3x3 conv-BN-ReLU, max-pooled between stages, then a linear head.
+
+    The head sees the globally average-pooled features, or with ``flatten`` the whole last feature
+    map: more parameters, but on 28x28 images it keeps where things are, which is worth about two
+    points of Fashion-MNIST accuracy for a teacher at little extra compute.
+    """
 
     def __init__(self, in_channels: int, num_classes: int, channels: Sequence[int], convs_per_stage: int,
-                 hidden: int, dropout: float):
+                 hidden: int, dropout: float, flatten: bool = False, image_size: tuple[int, int] = (28, 28)):
         super().__init__()
         stages = []
         cin = in_channels
@@ -47,7 +52,13 @@ class CNN(nn.Module):
                 cin = cout
             stages.append(nn.Sequential(*layers))
         self.features = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool: nn.Module = nn.AdaptiveAvgPool2d(1)
+        if flatten:
+            self.pool = nn.Identity()
+            height, width = image_size
+            for _ in channels[1:]:
+                height, width = height // 2, width // 2
+            cin *= height * width
         head: list[nn.Module] = [nn.Flatten()]
         if hidden:
             head += [nn.Linear(cin, hidden), nn.ReLU(inplace=True)]
@@ -69,8 +80,10 @@ def cnn(
     convs_per_stage: int = 1,
     hidden: int = 0,
     dropout: float = 0.0,
+    flatten: bool = False,
 ) -> nn.Module:
-    return CNN(input_shape[0], num_classes, channels, convs_per_stage, hidden, dropout)
+    image_size = tuple(input_shape[1:3]) if len(input_shape) == 3 else (28, 28)
+    return CNN(input_shape[0], num_classes, channels, convs_per_stage, hidden, dropout, flatten, image_size)
 
 
 class BasicBlock(nn.Module):

@@ -1,8 +1,8 @@
 """Online distillation: deep mutual learning (Zhang et al. 2018, "Deep Mutual Learning", CVPR).
 
-No trained teacher: an untrained model built from the ``teacher:`` section and the student learn
-side by side, each from the labels and the other's soft targets (method ``dml``). Both are held
-in one ``Cohort`` module, so the one Trainer trains them with the student's recipe; the best
+No trained teacher: an untrained model built from the ``teacher:`` section, any further models
+listed in ``distill.peers`` and the student learn side by side, each from the labels and the
+others' soft targets (method ``dml``). All are held in one ``Cohort`` module (student last), so the one Trainer trains them with the student's recipe; the best
 epoch is chosen on the student's validation score and every peer's weights from it are saved
 as ``<peer>-best.safetensors``.
 """
@@ -15,11 +15,14 @@ from distill.models.cohort import Cohort
 from distill.recipes.common import baseline
 from distill.train.checkpoint import save_tensors
 
-PEER_ROLES = ("peer_teacher", "student")
+
+
+def peer_roles(extra_peers: int) -> list[str]:
+    return ["peer_teacher", *(f"peer{i + 1}" for i in range(extra_peers)), "student"]
 
 
 def run(exp, teacher, student, method) -> dict:
-    from distill.experiment import Stage, model_meta
+    from distill.experiment import Stage, build_from_spec, check_compatible, model_meta
 
     cfg, data = exp.cfg, exp.data
     if not isinstance(method, DML):
@@ -31,11 +34,15 @@ def run(exp, teacher, student, method) -> dict:
     if cfg.task != "classification":
         raise ConfigError("mode online (deep mutual learning) is defined for classification only")
     stages = baseline(exp)
-    metas = [model_meta(cfg.teacher.model, data), model_meta(cfg.student.model, data)]
-    cohort = Cohort([teacher, student])
+    extra = [build_from_spec(spec, data, cfg.seed + 1 + i) for i, spec in enumerate(cfg.distill.peers)]
+    for peer in extra:
+        check_compatible(peer, student, data)
+    specs = [cfg.teacher.model, *cfg.distill.peers, cfg.student.model]
+    metas = [model_meta(spec, data) for spec in specs]
+    cohort = Cohort([teacher, *extra, student])
     trainer = exp._trainer("cohort", cohort, cfg.student.train, method, meta={"peers": metas})
     fitted = exp._fit(trainer, cfg.student.train)  # ends with the cohort's best weights loaded
-    for role, peer, meta in zip(PEER_ROLES, cohort.peers, metas, strict=True):
+    for role, peer, meta in zip(peer_roles(len(extra)), cohort.peers, metas, strict=True):
         if trainer.checkpoint_dir is not None:
             save_tensors(trainer.checkpoint_dir / f"{role}-best.safetensors", peer.state_dict(),
                          {"model": meta, "epoch": fitted.best_epoch})
