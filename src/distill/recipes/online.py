@@ -16,7 +16,6 @@ from distill.recipes.common import baseline
 from distill.train.checkpoint import save_tensors
 
 
-
 def peer_roles(extra_peers: int) -> list[str]:
     return ["peer_teacher", *(f"peer{i + 1}" for i in range(extra_peers)), "student"]
 
