@@ -50,7 +50,16 @@ METHODS: dict[str, dict] = {
                            "options": {"student_layer": ["features.1", "features.2"],
                                        "teacher_layer": ["features.1", "features.2"], "hard_weight": 0.0}}]},
     "mutual (dml)": {"method": "dml", "mode": "online"},
+    "born-again (kd)": {"method": "kd", "mode": "born_again", "generations": 1},
+    "takd (kd)": {"method": "kd", "mode": "takd",
+                  "assistant": {"model": {"name": "cnn", "channels": [16, 32, 64]},
+                                "train": {"epochs": 5, "batch_size": 64}}},
+    "reverse (kd)": {"method": "kd", "mode": "reverse"},
 }
+# Reverse KD swaps the roles: the small model (trained first) teaches the teacher-sized one, which is
+# compared with the same large model trained alone, not with the small student's baseline.
+REVERSE = {"teacher": {"model": BASE["student"]["model"], "train": BASE["student"]["train"]},
+           "student": {"model": BASE["teacher"]["model"], "train": BASE["student"]["train"]}}
 
 
 def spread(values: list[float]) -> tuple[float, float]:
@@ -60,14 +69,18 @@ def spread(values: list[float]) -> tuple[float, float]:
 def run_one(label: str, seed: int, distill_section: dict, args, teacher_ckpt: str | None, runs: Path) -> dict:
     cfg = json.loads(json.dumps(BASE))
     cfg["distill"] = distill_section
-    cfg["baseline"] = label == "kd"  # one baseline per seed, trained in the kd run
+    reverse = distill_section.get("mode") == "reverse"
+    if reverse:
+        cfg.update(json.loads(json.dumps(REVERSE)))
+    # One baseline per seed, trained in the kd run; reverse needs its own (the large model alone).
+    cfg["baseline"] = label == "kd" or reverse
     run_dir = runs / f"{label.replace(' ', '_').replace('(', '').replace(')', '').replace('+', '_')}-seed{seed}"
     config_path = runs / f"{run_dir.name}.yaml"
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     command = [sys.executable, "-m", "distill", "run", str(config_path), "--out", str(run_dir), "--quiet",
                "--set", f"seed={seed}"] + [x for s in args.set for x in ("--set", s)]
-    if teacher_ckpt and distill_section.get("mode") != "online":
+    if teacher_ckpt and distill_section.get("mode") not in ("online", "born_again", "reverse"):
         command += ["--set", f"teacher.checkpoint={teacher_ckpt}"]
     started = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True)
@@ -76,15 +89,22 @@ def run_one(label: str, seed: int, distill_section: dict, args, teacher_ckpt: st
     summary = json.loads((run_dir / "summary.json").read_text())
     models = summary["models"]
     epochs = BASE["student"]["train"]["epochs"]
-    return {
+    # born_again names its models gen0..genN: the last generation is the distilled student.
+    student = models["student"] if "student" in models else models[list(models)[-1]]
+    result = {
         "label": label, "seed": seed, "run_dir": str(run_dir), "wall_seconds": time.perf_counter() - started,
-        "accuracy": models["student"]["accuracy"],
+        "accuracy": student["accuracy"],
         "teacher": models.get("teacher", {}).get("accuracy"),
         "peer_teacher": models.get("peer_teacher", {}).get("accuracy"),
+        "assistant": models.get("assistant", {}).get("accuracy"),
         "baseline": models.get("baseline", {}).get("accuracy"),
-        "seconds_per_epoch": models["student"]["train_seconds"] / epochs,
+        "seconds_per_epoch": student["train_seconds"] / epochs,
         "baseline_seconds_per_epoch": models.get("baseline", {}).get("train_seconds", 0) / epochs or None,
     }
+    if reverse:  # kept apart: its teacher and baseline are other models than the table's
+        result["reverse"] = {"small_teacher": result.pop("teacher"), "large_alone": result.pop("baseline")}
+        result["baseline_seconds_per_epoch"] = None
+    return result
 
 
 def table(results: list[dict], command: str, planned: int, elapsed: float) -> str:
@@ -112,7 +132,7 @@ def table(results: list[dict], command: str, planned: int, elapsed: float) -> st
     lines += ["| method | seeds | test acc (mean) | spread (std) | vs baseline | paired vs baseline (mean ± std) "
               "| gap recovered | s / epoch |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    labels = list(dict.fromkeys(r["label"] for r in results))
+    labels = list(dict.fromkeys(r["label"] for r in results if "reverse" not in r))
     for label in labels:
         runs = [r for r in ok if r["label"] == label]
         if not runs:
@@ -136,6 +156,13 @@ def table(results: list[dict], command: str, planned: int, elapsed: float) -> st
         epoch = statistics.mean(r["baseline_seconds_per_epoch"] for r in ok if r.get("baseline_seconds_per_epoch"))
         lines.append(f"| baseline (no teacher) | {len(baselines)} | {base_mean * 100:.2f}% | {base_std * 100:.2f} "
                      f"| 0 | 0 | 0% | {epoch:.1f} |")
+    lines += reverse_table([r for r in ok if "reverse" in r])
+    assistants = [r["assistant"] for r in ok if r.get("assistant") is not None]
+    if assistants:
+        lines += ["", f"The assistant of `takd (kd)` (cnn [16, 32, 64], distilled from the teacher, then teaching "
+                  f"the student) reached {statistics.mean(assistants) * 100:.2f}% (mean of {len(assistants)} "
+                  f"seed(s)). `born-again (kd)` is generation 1, taught by generation 0 (the student architecture "
+                  f"trained on labels, i.e. the baseline's twin)."]
     peers = [r["peer_teacher"] for r in ok if r.get("peer_teacher") is not None]
     if peers:
         lines += ["", f"The teacher-sized peer trained alongside the student in `mutual (dml)` reached "
@@ -155,6 +182,24 @@ def table(results: list[dict], command: str, planned: int, elapsed: float) -> st
     return "\n".join(lines)
 
 
+def reverse_table(runs: list[dict]) -> list[str]:
+    """Reverse KD on its own: the large model from the small teacher vs the large model alone."""
+    if not runs:
+        return []
+    small, _ = spread([r["reverse"]["small_teacher"] for r in runs])
+    alone, alone_std = spread([r["reverse"]["large_alone"] for r in runs])
+    taught, taught_std = spread([r["accuracy"] for r in runs])
+    paired, paired_std = spread([r["accuracy"] - r["reverse"]["large_alone"] for r in runs])
+    return ["", "Reverse distillation (Yuan et al. 2020): the student architecture above, trained first "
+            "(5 epochs), teaches the teacher architecture (cnn [32, 64, 128], 5 epochs, the students' recipe):", "",
+            "| model | seeds | test acc (mean) | spread (std) | paired vs large alone (mean ± std) |",
+            "| --- | --- | --- | --- | --- |",
+            f"| small teacher (cnn [8, 16, 32]) | {len(runs)} | {small * 100:.2f}% | | |",
+            f"| large alone | {len(runs)} | {alone * 100:.2f}% | {alone_std * 100:.2f} | 0 |",
+            f"| large from small (reverse kd) | {len(runs)} | {taught * 100:.2f}% | {taught_std * 100:.2f} "
+            f"| {paired * 100:+.2f} ± {paired_std * 100:.2f} pp |"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -162,6 +207,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="config overrides, as for distill run")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--doc", default=str(ROOT / "docs" / "methods_benchmark.md"))
+    parser.add_argument("--append", action="store_true",
+                        help="keep the other methods' results in the JSON and replace only those of --methods")
     parser.add_argument("--report", action="store_true",
                         help="only rewrite the Markdown table from the JSON of an earlier (or interrupted) run")
     args = parser.parse_args()
@@ -176,13 +223,20 @@ def main() -> None:
     planned = len(args.seeds) * len(args.methods)
     started = time.perf_counter()
     results: list[dict] = []
+    if args.append:
+        saved = json.loads((out / "methods_fashion_mnist.json").read_text())
+        results = [r for r in saved["results"] if r["label"] not in args.methods]
+        command = f"{saved['command']}\n{command}"
+        planned += len(results)
+        started -= saved["elapsed_seconds"]
     teacher_ckpt = None
     for seed in args.seeds:
         for label in args.methods:
             result = run_one(label, seed, METHODS[label], args, teacher_ckpt, runs)
             results.append(result)
-            if teacher_ckpt is None and "error" not in result:
-                teacher_ckpt = str(Path(result["run_dir"]) / "checkpoints" / "teacher-best.safetensors")
+            trained_teacher = Path(result.get("run_dir", "-")) / "checkpoints" / "teacher-best.safetensors"
+            if teacher_ckpt is None and "error" not in result and "reverse" not in result and trained_teacher.is_file():
+                teacher_ckpt = str(trained_teacher)
             print(json.dumps(result), flush=True)
             elapsed = time.perf_counter() - started
             (out / "methods_fashion_mnist.json").write_text(json.dumps(

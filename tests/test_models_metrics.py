@@ -22,6 +22,16 @@ def test_resnet_depth_and_width():
         build_model("resnet", (1, 28, 28), 10, depth=10)
 
 
+@pytest.mark.parametrize("size", [28, 32])
+def test_cnn_flatten_head_sees_the_whole_last_feature_map(size):
+    model = build_model("cnn", (3, size, size), 10, channels=[4, 8, 16], flatten=True, hidden=5)
+    assert model(torch.randn(2, 3, size, size)).shape == (2, 10)
+    spatial = (size // 4) ** 2  # two 2x2 max-pools
+    assert model.head[1].in_features == 16 * spatial
+    pooled = build_model("cnn", (3, size, size), 10, channels=[4, 8, 16], hidden=5)
+    assert count_parameters(model) - count_parameters(pooled) == 16 * (spatial - 1) * 5
+
+
 def test_unknown_model_and_option():
     with pytest.raises(KeyError, match="unknown model 'resnt20' \\(did you mean 'resnet20'\\?\\)"):
         build_model("resnt20", (1, 28, 28), 10)
