@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,10 +86,13 @@ def runs(text_root, tmp_path_factory):
     """One `distill run` per text student, each with the export block on."""
     out = tmp_path_factory.mktemp("runs")
     folders = {}
+    before = set(Path.cwd().iterdir())
     for student in STUDENTS:
         config = write_config(text_root, student, out / f"{student}.yaml")
         folders[student] = out / student
         assert main(["run", config, "--out", str(folders[student]), "--quiet"]) == 0
+    # nothing written outside the run folders (onnxruntime's shape inference can drop files in the cwd)
+    assert set(Path.cwd().iterdir()) == before
     return folders
 
 

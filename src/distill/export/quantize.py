@@ -20,7 +20,6 @@ The reduced range is safe on every CPU, and a quantized file may be deployed any
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 
@@ -86,21 +85,15 @@ def _reader(input_name: str, batches: list[np.ndarray]):
 def _pre_process(source: str | Path, target: Path) -> None:
     """onnxruntime's quant_pre_process: shape inference + graph optimisation.
 
-    Its symbolic shape inference gives up on some graphs with a dynamic sequence length (the
-    transformers' position embeddings slice a table by min(64, sequence)); ONNX's own shape
-    inference is enough for dynamic quantization then.
+    Token-id models skip its symbolic shape inference. That gives up on the transformers' dynamic
+    sequence length (their position embeddings slice a table by min(512, sequence)), and when it
+    does it writes sym_shape_infer_temp.onnx and its weights into the working directory. ONNX's own
+    shape inference is enough for dynamic quantization: for the TextCNN and BiLSTM, which it can
+    handle, both ways give the same int8 graph and outputs.
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    quiet = logging.getLogger("onnxruntime.tools.symbolic_shape_infer")  # it warns about what it cannot infer
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        quant_pre_process(str(source), str(target))
-    except Exception:  # noqa: BLE001 - onnxruntime raises a bare Exception here
-        quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
-    finally:
-        quiet.setLevel(level)
+    quant_pre_process(str(source), str(target), skip_symbolic_shape=takes_token_ids(source))
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: list[np.ndarray] | None = None,
