@@ -31,7 +31,8 @@ def measure(run_dir: Path, out_dir: Path, batch: int, repeats: int, threads: int
     data = run_data(run_dir)
     results = {}
     for role in ("teacher", "student"):
-        model, spec = load_checkpoint_model(run_dir / "checkpoints" / f"{role}-best.safetensors")
+        model, spec = load_checkpoint_model(run_dir / "checkpoints" / f"{role}-best.safetensors",
+                                            data.meta.get("model_context"))
         results[role] = {"model_spec": spec, **export_model(model, data, out_dir, role, "int8", batch_size=batch,
                                                             repeats=repeats, threads=threads)}
     return results

@@ -77,19 +77,24 @@ def check_same_config(run_dir: Path, cfg: ExperimentConfig) -> None:
             )
 
 
+def data_context(spec: ModelConfig, data: DataBundle) -> dict:
+    """Text data tells the models its tokenizer (vocab_size, pad_id, teacher_path) unless the config does."""
+    return {k: v for k, v in data.meta.get("model_context", {}).items()
+            if k in model_options(spec.name) and k not in spec.options}
+
+
 def model_meta(spec: ModelConfig, data: DataBundle) -> dict:
-    options = dict(spec.options)
+    """The checkpoints' model description; with the data's context, so that it rebuilds on its own."""
+    options = {**data_context(spec, data), **spec.options}
     return {"name": spec.name, "options": options, "input_shape": list(data.input_shape),
             "num_classes": options.pop("num_classes", data.num_classes)}
 
 
 def build_from_spec(spec: ModelConfig, data: DataBundle, seed: int) -> nn.Module:
     torch.manual_seed(seed)  # baseline and distilled student start from the same weights
-    options = dict(spec.options)
+    options = {**data_context(spec, data), **spec.options}
     num_classes = options.pop("num_classes", data.num_classes)
-    # Text data tells the models its tokenizer (vocab_size, pad_id, teacher_path) unless the config does.
-    context = {k: v for k, v in data.meta.get("model_context", {}).items() if k in model_options(spec.name)}
-    return build_model(spec.name, data.input_shape, num_classes, **{**context, **options})
+    return build_model(spec.name, data.input_shape, num_classes, **options)
 
 
 def check_compatible(teacher: nn.Module, student: nn.Module, data: DataBundle) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from distill.export.runtime import onnx_parameters, session
+from distill.export.runtime import as_input, example_input, onnx_parameters, session
 
 
 def time_calls(fn: Callable[[], object], repeats: int = 50, warmup: int = 5) -> dict:
@@ -26,7 +26,10 @@ def time_calls(fn: Callable[[], object], repeats: int = 50, warmup: int = 5) -> 
 
 
 def _batch(example: np.ndarray, batch_size: int) -> np.ndarray:
-    return np.ascontiguousarray(np.repeat(example[:1], batch_size, axis=0), dtype=np.float32)
+    """``batch_size`` copies of the first sample; float stays float32, token ids keep their integer type."""
+    example = np.asarray(example)
+    dtype = example.dtype if np.issubdtype(example.dtype, np.integer) else np.float32
+    return np.ascontiguousarray(np.repeat(example[:1], batch_size, axis=0), dtype=dtype)
 
 
 def latency_table(call: Callable[[np.ndarray], object], example: np.ndarray, batch_size: int,
@@ -44,16 +47,22 @@ def latency_table(call: Callable[[np.ndarray], object], example: np.ndarray, bat
 
 
 def bench_onnx(path: str | Path, example: np.ndarray | None = None, batch_size: int = 64, repeats: int = 50,
-               threads: int | None = None) -> dict:
-    """Cost of an .onnx file under onnxruntime; ``example`` defaults to noise of the model's input shape."""
+               threads: int | None = None, sequence: int | None = None) -> dict:
+    """Cost of an .onnx file under onnxruntime.
+
+    ``example`` defaults to a made-up input of the model's shape and dtype (runtime.example_input):
+    noise for images, random token ids of length ``sequence`` for text models.
+    """
     sess = session(path, threads)
     name = sess.get_inputs()[0].name
     if example is None:
-        shape = [d if isinstance(d, int) else 1 for d in sess.get_inputs()[0].shape]
-        example = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+        example = example_input(path, sess, sequence=sequence)
+    example = as_input(sess, example)
     result = {"model": str(path), "runtime": "onnxruntime", "params": onnx_parameters(path),
               "size_bytes": Path(path).stat().st_size}
-    result.update(latency_table(lambda x: sess.run(None, {name: x}), np.asarray(example), batch_size, repeats))
+    if example.ndim == 2 and np.issubdtype(example.dtype, np.integer):
+        result["sequence"] = int(example.shape[1])
+    result.update(latency_table(lambda x: sess.run(None, {name: x}), example, batch_size, repeats))
     result["threads"] = threads or "default"
     return result
 
@@ -77,6 +86,8 @@ def bench_torch(model: nn.Module, example: torch.Tensor, batch_size: int = 64, r
 
     result = {"model": label, "runtime": "pytorch", "params": count_parameters(model),
               "size_bytes": size_bytes if size_bytes is not None else size_on_disk(model)}
+    if example.dim() == 2 and not example.is_floating_point():
+        result["sequence"] = int(example.shape[1])
     previous = torch.get_num_threads()
     torch.set_num_threads(threads or previous)
     try:

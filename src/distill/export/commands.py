@@ -12,12 +12,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from distill.evaluate.checkpoint_eval import load_checkpoint_model
-    from distill.export.pipeline import export_model, resolve_target, run_data, write_report
+    from distill.export.pipeline import (
+        enclosing_run,
+        export_model,
+        is_text_config,
+        resolve_target,
+        run_data,
+        write_report,
+    )
     from distill.export.table import cost_table
 
     checkpoint, run_dir = resolve_target(args.target)
-    model, spec = load_checkpoint_model(checkpoint)
-    data = run_data(run_dir, args.data)
+    data_dir = run_dir
+    if data_dir is None and is_text_config(enclosing_run(checkpoint)):
+        # A text model is only meaningful with its run's tokenizer and sentences.
+        data_dir = enclosing_run(checkpoint)
+    data = run_data(data_dir, args.data)
+    model, spec = load_checkpoint_model(checkpoint, data.meta.get("model_context"))
     out = Path(args.out) if args.out else (run_dir or checkpoint.parent)
     name = "student" if run_dir else checkpoint.stem.removesuffix("-best")
     report = export_model(model, data, out, name, args.quantize, args.opset, args.calibration_batches,
@@ -26,19 +37,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     write_report(out / "export.json", report)
     console = Console()
     rows = [report[k] for k in ("pytorch", "fp32", "int8") if k in report]
-    console.print(cost_table(rows, f"{name}: {report['test_samples']} test samples"))
+    length = f", timed on a {report['sequence']}-token sentence" if "sequence" in report else ""
+    console.print(cost_table(rows, f"{name}: {report['test_samples']} test samples{length}"))
     console.print(f"max |onnxruntime - pytorch| = {report['max_abs_diff']:.2e} (tolerance {report['tolerance']:.1e}); "
                   f"wrote {out / 'export.json'}")
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import torch
     from rich.console import Console
 
     from distill.evaluate.checkpoint_eval import load_checkpoint_model
     from distill.export.bench import bench_onnx, bench_torch
-    from distill.export.pipeline import write_report
+    from distill.export.pipeline import enclosing_run, text_context, write_report
     from distill.export.table import cost_table
     from distill.train.trainer import input_preparer
 
@@ -46,10 +57,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for item in args.models:
         path = Path(item)
         if path.suffix == ".onnx":
-            rows.append(bench_onnx(path, None, args.batch, args.repeats, args.threads or None))
+            rows.append(bench_onnx(path, None, args.batch, args.repeats, args.threads or None, args.seq_len))
         elif path.suffix == ".safetensors":
-            model, spec = load_checkpoint_model(path)
-            example = torch.randn(1, *spec["input_shape"], generator=torch.Generator().manual_seed(0))
+            model, spec = load_checkpoint_model(path, text_context(enclosing_run(path)) if path.is_file() else None)
+            example = torch_example(model, spec, args.seq_len)
             rows.append(bench_torch(model, example, args.batch, args.repeats, input_preparer(model, True), str(path),
                                     size_bytes=path.stat().st_size, threads=args.threads or None))
         else:
@@ -60,6 +71,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         write_report(Path(args.json), {"rows": rows})
     return 0
+
+
+def torch_example(model, spec: dict, sequence: int | None = None):
+    """A made-up input for timing a rebuilt checkpoint: noise for images; for token-id models (those
+    with an embedding table) random ids of length ``sequence`` (default: the run's max_length)."""
+    import torch
+
+    from distill.export.runtime import DEFAULT_SEQUENCE
+
+    generator = torch.Generator().manual_seed(0)
+    tables = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+    if not tables:
+        return torch.randn(1, *spec["input_shape"], generator=generator)
+    length = sequence or (spec["input_shape"][0] if spec.get("input_shape") else DEFAULT_SEQUENCE)
+    high = max(2, min(100, tables[0].num_embeddings))
+    ids = torch.randint(1, high, (1, length), generator=generator)
+    pad = getattr(model, "pad_id", None)
+    if pad is not None and 0 < pad < high:  # no padding: the sentence is ``length`` tokens long
+        ids[ids == pad] = 2 if pad == 1 else 1
+    return ids
 
 
 def _at_least(minimum: int):
@@ -93,9 +124,10 @@ def add_commands(subparsers) -> None:
     ex.add_argument("--quantize", choices=["int8"], help="also write <name>.int8.onnx (post-training quantization)")
     ex.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     ex.add_argument("--out", help="output folder (default: the run folder, or the checkpoint's folder)")
-    ex.add_argument("--data", help="directory of the Fashion-MNIST IDX files (default: the run's, or the usual place)")
+    ex.add_argument("--data", help="directory of the Fashion-MNIST IDX files, or of a text run's sentence files "
+                                   "(default: the run's, or the usual place)")
     ex.add_argument("--calibration-batches", type=int, default=8, metavar="N",
-                    help="training batches of 32 used to calibrate static int8 (CNNs; default 8)")
+                    help="training batches of 32 used to calibrate static int8 (image CNNs; default 8)")
     _common(ex)
     ex.set_defaults(func=cmd_export)
 
@@ -103,8 +135,11 @@ def add_commands(subparsers) -> None:
         "bench", help="latency and throughput of .onnx / .safetensors models",
         description="Time models on this CPU: median and p90 latency at batch 1 and batch N after warm-up, "
                     "throughput at batch N, parameters and size on disk. .onnx files run in onnxruntime, "
-                    ".safetensors checkpoints in PyTorch.")
+                    ".safetensors checkpoints in PyTorch. Inputs are made up: noise for image models, "
+                    "random token ids (int64) for text models.")
     be.add_argument("models", nargs="+", metavar="MODEL", help=".onnx or .safetensors files")
     _common(be)
+    be.add_argument("--seq-len", type=_at_least(1), metavar="L",
+                    help="text models: token ids per made-up sentence (default: the model's max_length, else 64)")
     be.add_argument("--json", metavar="FILE", help="also write the measurements to this JSON file")
     be.set_defaults(func=cmd_bench)

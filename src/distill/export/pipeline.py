@@ -14,14 +14,15 @@ from distill.config.schema import DataConfig
 from distill.data.bundle import DataBundle, load_data
 from distill.errors import CheckpointError
 from distill.export.bench import bench_onnx, bench_torch
-from distill.export.onnx_export import export_onnx
-from distill.export.quantize import calibration_batches, quantize_int8
+from distill.export.onnx_export import export_onnx, token_ids
+from distill.export.quantize import calibration_batches, choose_method, quantize_int8
 from distill.export.runtime import accuracy, session
 from distill.models.predict import predict
 from distill.train.checkpoint import atomic_write_text
 from distill.train.trainer import input_preparer
 
 VERIFY_SAMPLES = 32
+TEXT_DATASETS = ("sst2", "trec", "text_files")
 
 
 def resolve_target(target: str | Path) -> tuple[Path, Path | None]:
@@ -37,12 +38,51 @@ def resolve_target(target: str | Path) -> tuple[Path, Path | None]:
     return target, None
 
 
+def enclosing_run(checkpoint: Path) -> Path | None:
+    """The run folder a checkpoint was written into (RUN/checkpoints/NAME.safetensors), if it has a config."""
+    run_dir = checkpoint.resolve().parent.parent
+    if checkpoint.resolve().parent.name == "checkpoints" and (run_dir / "config.yaml").is_file():
+        return run_dir
+    return None
+
+
+def run_config(run_dir: Path | None) -> dict:
+    if run_dir is None or not (run_dir / "config.yaml").is_file():
+        return {}
+    return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+
+
+def is_text_config(run_dir: Path | None) -> bool:
+    return (run_config(run_dir).get("data") or {}).get("dataset") in TEXT_DATASETS
+
+
+def teacher_path(cfg: dict) -> str | None:
+    """``teacher.model.path`` of a run's config (null = the packaged MiniLM): the text tokenizer's home."""
+    model = (cfg.get("teacher") or {}).get("model") or {}
+    options = model.get("options", model) if isinstance(model, dict) else {}
+    return options.get("path")
+
+
+def text_context(run_dir: Path | None) -> dict | None:
+    """The model context a text checkpoint may lack (checkpoints written before it was recorded), without
+    tokenising the run's data: the teacher's directory, from which the models read pad id and vocabulary."""
+    return {"teacher_path": teacher_path(run_config(run_dir))} if is_text_config(run_dir) else None
+
+
 def run_data(run_dir: Path | None, data_root: str | None = None) -> DataBundle:
-    """The run's own data split (from its config.yaml, without augmentation), else the full dataset."""
-    section = {}
-    if run_dir is not None and (run_dir / "config.yaml").is_file():
-        section = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("data", {}) or {}
-    section = {**section, "augment": None}
+    """The run's own data split (from its config.yaml, without augmentation), else the full dataset.
+
+    Text runs are tokenised as in the run: with ``data.text.tokenizer``, else the teacher's model
+    directory (``teacher.model.path``; null = the default MiniLM). The transfer set is not rebuilt:
+    export only evaluates. ``data_root`` replaces ``data.root`` (images) or ``data.text.root`` (text).
+    """
+    cfg = run_config(run_dir)
+    section = {**(cfg.get("data") or {}), "augment": None}
+    if section.get("dataset") in TEXT_DATASETS:
+        section["text"] = {**(section.get("text") or {}), "transfer_set": None}
+        if data_root:
+            section["text"]["root"] = data_root
+        return load_data(DataConfig(**section), teacher_path=teacher_path(cfg))
     if data_root:
         section["root"] = data_root
     return load_data(DataConfig(**section))
@@ -53,6 +93,31 @@ def _torch_accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tenso
     return float((logits.argmax(1) == targets).float().mean())
 
 
+def timing_example(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """The sample the latencies are measured on: the first test image, or for token ids the test
+    sentence of median length with its padding columns dropped (both runtimes then see the same
+    ids; PyTorch text models drop them by themselves, the ONNX graph keeps whatever it is given)."""
+    pad_id = getattr(model, "pad_id", None)
+    if not token_ids(inputs) or pad_id is None:
+        return inputs[:1]
+    lengths = (inputs != pad_id).sum(1)
+    index = int(torch.argsort(lengths, stable=True)[len(lengths) // 2])
+    return inputs[index : index + 1, : max(1, int(lengths[index]))]
+
+
+def onnx_metadata(model: nn.Module, data: DataBundle) -> dict:
+    """What a later `distill bench` needs to make up inputs: for text, the ids' range and length."""
+    meta = {"distill.dataset": data.name, "distill.classes": json.dumps(list(data.class_names))}
+    if token_ids(data.test.inputs):
+        context = data.meta.get("model_context", {})
+        meta.update({"distill.input": "token_ids", "distill.max_length": data.test.inputs.shape[1],
+                     "distill.pad_id": getattr(model, "pad_id", context.get("pad_id")),
+                     "distill.vocab_size": context.get("vocab_size")})
+    else:
+        meta["distill.input"] = "float"
+    return meta
+
+
 def export_model(model: nn.Module, data: DataBundle, out_dir: str | Path, name: str = "student",
                  quantize: str | None = "int8", opset: int = 17, calibration: int = 8,
                  calibration_batch_size: int = 32, batch_size: int = 64, repeats: int = 50,
@@ -60,21 +125,27 @@ def export_model(model: nn.Module, data: DataBundle, out_dir: str | Path, name: 
     """Write ``<name>.onnx`` (and ``<name>.int8.onnx``) under ``out_dir``; return what was measured.
 
     Latencies use ``threads`` intra-op threads in both runtimes (None: each runtime's default).
+    Accuracies are on the whole test split, in PyTorch and in onnxruntime.
     """
     out_dir = Path(out_dir)
     model = model.cpu().eval()
     test_x, test_y = data.test.inputs.cpu(), data.test.targets.cpu()
-    example = test_x[:1]
-    fp32 = export_onnx(model, data.val.inputs[:VERIFY_SAMPLES].cpu(), out_dir / f"{name}.onnx", opset)
+    example = timing_example(model, test_x)
+    fp32 = export_onnx(model, data.val.inputs[:VERIFY_SAMPLES].cpu(), out_dir / f"{name}.onnx", opset,
+                       metadata=onnx_metadata(model, data))
     report = {"opset": opset, "test_samples": len(test_y), "batch": batch_size, "max_abs_diff": fp32.max_abs_diff,
-              "tolerance": fp32.tolerance}
+              "tolerance": fp32.tolerance, "input": "token_ids" if token_ids(test_x) else "float"}
+    if token_ids(test_x):
+        report["sequence"] = int(example.shape[1])  # token ids in the timed sentence
     report["pytorch"] = bench_torch(model, example, batch_size, repeats, input_preparer(model, True), name,
                                     threads=threads)
     report["pytorch"]["accuracy"] = _torch_accuracy(model, test_x, test_y)
     files = {"fp32": fp32.path}
     if quantize == "int8":
         files["int8"] = out_dir / f"{name}.int8.onnx"
-        batches = calibration_batches(data.train.inputs.cpu().numpy(), calibration, calibration_batch_size)
+        batches = None
+        if choose_method(fp32.path) == "static":
+            batches = calibration_batches(data.train.inputs.cpu().numpy(), calibration, calibration_batch_size)
         report["int8_method"] = quantize_int8(fp32.path, files["int8"], batches)
     for key, path in files.items():
         entry = bench_onnx(path, example.numpy(), batch_size, repeats, threads)

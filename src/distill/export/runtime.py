@@ -41,10 +41,29 @@ def session(path: str | Path, threads: int | None = None):
         raise ExportError(f"{path} is not a loadable ONNX model: {str(exc).splitlines()[0]}") from None
 
 
+# onnxruntime's input type names -> numpy dtypes (the ones distill's models take).
+DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+          "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+DEFAULT_SEQUENCE = 64  # token ids per sentence when neither the file nor the caller says
+
+
+def input_dtype(sess) -> type:
+    """The numpy dtype of the model's first input (float32 for images, int64 for token ids)."""
+    kind = sess.get_inputs()[0].type
+    if kind not in DTYPES:
+        raise ExportError(f"unsupported ONNX input type {kind}; distill feeds float or integer tensors")
+    return DTYPES[kind]
+
+
+def as_input(sess, inputs: np.ndarray) -> np.ndarray:
+    """``inputs`` as a contiguous array of the dtype the model's input declares."""
+    return np.ascontiguousarray(inputs, dtype=input_dtype(sess))
+
+
 def run_batches(sess, inputs: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """Outputs of the first model output for ``inputs``, ``batch_size`` samples at a time."""
     name = sess.get_inputs()[0].name
-    inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+    inputs = as_input(sess, inputs)
     outs = [sess.run(None, {name: inputs[i : i + batch_size]})[0] for i in range(0, len(inputs), batch_size)]
     return np.concatenate(outs)
 
@@ -68,3 +87,50 @@ def op_types(path: str | Path) -> set[str]:
     import onnx
 
     return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+def metadata(path: str | Path) -> dict[str, str]:
+    """The file's metadata_props (distill writes ``distill.*`` keys; see export_onnx)."""
+    require_onnx()
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def _vocabulary_bound(path: str | Path, input_name: str) -> int | None:
+    """Rows of the smallest embedding table that the input indexes (a Gather on an initializer), if any."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    tables = {t.name: t.dims[0] for t in graph.initializer if len(t.dims) == 2}
+    rows = [tables[n.input[0]] for n in graph.node
+            if n.op_type == "Gather" and n.input[0] in tables and n.input[1] == input_name]
+    return min(rows) if rows else None
+
+
+def example_input(path: str | Path, sess, batch: int = 1, sequence: int | None = None, seed: int = 0) -> np.ndarray:
+    """A made-up input of the model's shape and dtype, for timing only.
+
+    Float inputs (images): standard normal noise. Integer inputs (token ids): random ids in
+    [1, min(100, vocabulary)) with no padding, so every sentence is ``sequence`` tokens long;
+    ``sequence`` defaults to a fixed length in the file, else its ``distill.max_length``, else 64.
+    """
+    node = sess.get_inputs()[0]
+    dtype = input_dtype(sess)
+    rng = np.random.default_rng(seed)
+    if not np.issubdtype(dtype, np.integer):
+        shape = [d if isinstance(d, int) else 1 for d in node.shape]
+        shape[0] = batch
+        return rng.standard_normal(shape).astype(dtype)
+    meta = metadata(path)
+    if sequence is None:
+        fixed = node.shape[1] if len(node.shape) > 1 and isinstance(node.shape[1], int) else None
+        sequence = fixed or int(meta.get("distill.max_length", DEFAULT_SEQUENCE))
+    vocab = int(meta["distill.vocab_size"]) if "distill.vocab_size" in meta else _vocabulary_bound(path, node.name)
+    high = max(2, min(100, vocab or 100))
+    ids = rng.integers(1, high, size=(batch, sequence))
+    pad = int(meta.get("distill.pad_id", 0))
+    other = 2 if pad == 1 else 1
+    if 0 < pad < high and other < high:  # keep padding out, so the length is what was asked for
+        ids[ids == pad] = other
+    return ids.astype(dtype)

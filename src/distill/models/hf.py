@@ -18,6 +18,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
 
 from distill.errors import ConfigError
@@ -85,7 +86,14 @@ def encoder_from_config(config) -> nn.Module:
 
 
 def trim(ids: Tensor, pad_id: int, min_length: int = 1) -> Tensor:
-    """Drop the padding columns that every sequence in the batch has (right padding)."""
+    """Drop the padding columns that every sequence in the batch has (right padding).
+
+    A speed-up only: the text models give the same outputs with or without the padding columns.
+    While tracing for ONNX it does nothing, because the traced ``int()`` would freeze the example
+    batch's length into the graph; the exported model takes any padded length instead.
+    """
+    if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+        return ids
     length = int((ids != pad_id).sum(1).max()) if ids.numel() else 0
     return ids[:, : max(length, min_length)]
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from distill.errors import ConfigError
@@ -64,12 +65,70 @@ class BiLSTM(nn.Module):
 
     def forward(self, ids: Tensor) -> Tensor:
         ids = hf.trim(ids, self.pad_id)
-        lengths = (ids != self.pad_id).sum(1).clamp_min(1).cpu()
+        lengths = (ids != self.pad_id).sum(1).clamp_min(1)
         x = self.dropout(self.embedding(ids))
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        _, (h, _) = self.lstm(packed)
+        if torch.onnx.is_in_onnx_export():
+            h = _OnnxPackedLSTM.apply(x, lengths, *onnx_lstm_weights(self.lstm))
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            _, (h, _) = self.lstm(packed)
         final = torch.cat([h[0], h[1]], dim=-1)  # forward and backward final states
         return self.out(self.fc(final))
+
+
+def _onnx_gates(weight: Tensor) -> Tensor:
+    """PyTorch's LSTM gate blocks (input, forget, cell, output) in ONNX's order (input, output, forget, cell)."""
+    i, f, g, o = weight.chunk(4, 0)
+    return torch.cat([i, o, f, g], 0)
+
+
+def onnx_lstm_weights(lstm: nn.LSTM) -> tuple[Tensor, Tensor, Tensor]:
+    """W (2, 4H, D), R (2, 4H, H) and B (2, 8H) of a one-layer bidirectional LSTM, as ONNX's LSTM takes them."""
+    directions = ("", "_reverse")
+    w = torch.stack([_onnx_gates(getattr(lstm, f"weight_ih_l0{d}")) for d in directions])
+    r = torch.stack([_onnx_gates(getattr(lstm, f"weight_hh_l0{d}")) for d in directions])
+    b = torch.stack([torch.cat([_onnx_gates(getattr(lstm, f"bias_ih_l0{d}")),
+                                _onnx_gates(getattr(lstm, f"bias_hh_l0{d}"))]) for d in directions])
+    return w, r, b
+
+
+class _OnnxPackedLSTM(torch.autograd.Function):
+    """Final hidden states (2, N, H) of a one-layer bidirectional LSTM over right-padded sequences.
+
+    PyTorch's packed sequences have no ONNX export. The ONNX LSTM operator does the same with its
+    ``sequence_lens`` input (the forward direction stops at each sentence's last token, the backward
+    one starts there), so the graph gets one LSTM node and keeps a dynamic sequence length.
+    ``forward`` only runs while tracing; the export is verified against the packed PyTorch model.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, lengths: Tensor, w: Tensor, r: Tensor, b: Tensor) -> Tensor:
+        hidden = r.shape[-1]
+        states = []
+        for direction in (0, 1):
+            h = x.new_zeros(len(x), hidden)
+            c = x.new_zeros(len(x), hidden)
+            steps = range(x.shape[1]) if direction == 0 else reversed(range(x.shape[1]))
+            for t in steps:
+                gates = x[:, t] @ w[direction].T + h @ r[direction].T + b[direction, :4 * hidden] + b[direction, 4 * hidden:]
+                i, o, f, g = gates.chunk(4, 1)
+                c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h_new = torch.sigmoid(o) * torch.tanh(c_new)
+                inside = (t < lengths)[:, None]
+                h, c = torch.where(inside, h_new, h), torch.where(inside, c_new, c)
+            states.append(h)
+        return torch.stack(states)
+
+    @staticmethod
+    def symbolic(g, x, lengths, w, r, b):
+        from torch.onnx import symbolic_helper
+
+        seq_first = g.op("Transpose", x, perm_i=[1, 0, 2])
+        lens = g.op("Cast", lengths, to_i=symbolic_helper.cast_pytorch_to_onnx["Int"])
+        hidden = symbolic_helper._get_tensor_sizes(r)[-1]
+        _, y_h, _ = g.op("LSTM", seq_first, w, r, b, lens, hidden_size_i=hidden, direction_s="bidirectional",
+                         outputs=3)
+        return y_h
 
 
 class TextCNN(nn.Module):
@@ -83,7 +142,10 @@ class TextCNN(nn.Module):
         self.out = nn.Linear(filters * len(self.kernel_sizes), num_classes)
 
     def forward(self, ids: Tensor) -> Tensor:
-        ids = hf.trim(ids, self.pad_id, min_length=max(self.kernel_sizes))
+        # k - 1 padding columns after the batch's longest sentence, so that every sentence has all its
+        # windows that start inside it, however much padding the batch had: the output of a sentence
+        # does not depend on its batch, and the ONNX export (which keeps all the padding) matches.
+        ids = F.pad(hf.trim(ids, self.pad_id), (0, max(self.kernel_sizes) - 1), value=self.pad_id)
         x = self.embedding(ids).transpose(1, 2)  # (N, D, L)
         valid = (ids != self.pad_id)
         pooled = []
