@@ -20,8 +20,9 @@ import torch
 from rich.console import Console
 
 from distill.cli import main as distill_main
+from distill.data.run_data import run_data
 from distill.evaluate.checkpoint_eval import load_checkpoint_model
-from distill.export.pipeline import export_model, run_data, write_report
+from distill.export.pipeline import export_model, write_report
 from distill.export.table import cost_table
 
 ROOT = Path(__file__).resolve().parent.parent

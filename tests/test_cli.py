@@ -45,8 +45,14 @@ def test_quick_run_writes_complete_run_folder(tmp_path, quick_config, fashion_mn
     printed = capsys.readouterr().out
     assert "gap recovered" in printed and "baseline" in printed
 
-    # evaluate the saved student checkpoint: the same test accuracy as the run reported
-    assert main(["evaluate", str(out / "checkpoints" / "student-best.safetensors"), "--no-latency"]) == 0
+    # evaluate the saved student checkpoint: on the run's own test split (from its config.yaml),
+    # the same test accuracy as the run reported; --dataset: the full Fashion-MNIST test split
+    checkpoint = str(out / "checkpoints" / "student-best.safetensors")
+    assert main(["evaluate", checkpoint, "--no-latency"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["samples"] == summary["test_samples"] == 2000
+    assert result["accuracy"] == pytest.approx(summary["models"]["student"]["accuracy"])
+    assert main(["evaluate", checkpoint, "--no-latency", "--dataset", "fashion_mnist"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["samples"] == 10000 and 0.0 < result["accuracy"] <= 1.0
 

@@ -84,7 +84,7 @@ def test_trainer_keeps_the_epoch_with_the_lowest_validation_mse(tmp_path):
     assert trainer.validate(data.val.inputs, data.val.targets)["val_mse"] == pytest.approx(min(mses), rel=1e-5)
 
 
-def test_diabetes_example_runs_end_to_end(tmp_path):
+def test_diabetes_example_runs_end_to_end(tmp_path, capsys):
     pytest.importorskip("sklearn")
     out = tmp_path / "run"
     args = ["run", str(EXAMPLE), "--out", str(out), "--quiet",
@@ -102,6 +102,14 @@ def test_diabetes_example_runs_end_to_end(tmp_path):
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert all({"val_mse", "val_mae", "val_r2"} <= set(r) for r in lines)
     assert (out / "checkpoints" / "student-best.safetensors").is_file()
+
+    # `distill evaluate` rebuilds the run's split and scaling from its config.yaml: regression metrics
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "checkpoints" / "student-best.safetensors"), "--no-latency"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == "regression" and result["samples"] == summary["test_samples"]
+    for key in ("mae", "mse", "r2"):
+        assert result[key] == pytest.approx(models["student"][key]), key
 
 
 def test_diabetes_split_is_seeded_and_standardised_on_train():

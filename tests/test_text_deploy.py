@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,8 @@ import torch
 import yaml
 
 from distill.cli import main
+from distill.data.run_data import run_data
 from distill.evaluate.checkpoint_eval import load_checkpoint_model
-from distill.export.pipeline import run_data
 from distill.export.quantize import calibration_batches
 from distill.export.runtime import example_input, metadata, op_types, run_batches, session
 from distill.models import hf
@@ -180,6 +181,44 @@ def test_cli_export_and_bench_on_a_text_run(runs, text_root, tmp_path, capsys):
     assert ids.dtype == np.int64 and ids.shape == (2, 7)
     assert ids.min() >= 1 and ids.max() < int(meta["distill.vocab_size"])  # valid ids, no padding
     assert not (ids == int(meta["distill.pad_id"])).any()
+
+
+def test_cli_evaluate_scores_text_checkpoints_on_their_own_data(runs, text_root, tmp_path, capsys):
+    run_dir = runs["textcnn"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    checkpoints = run_dir / "checkpoints"
+
+    def evaluate(*args) -> dict:
+        capsys.readouterr()
+        assert main(["evaluate", *args, "--no-latency"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    # Inside the run folder: the run's sentences and tokenizer, rebuilt from config.yaml; the same
+    # accuracies as the run measured on its own models (not Fashion-MNIST).
+    for role in ("student", "teacher"):
+        result = evaluate(str(checkpoints / f"{role}-best.safetensors"))
+        assert result["dataset"] == "text_files" and result["samples"] == summary["test_samples"]
+        assert result["model"]["name"] == ("textcnn" if role == "student" else "hf_classifier")
+        assert result["accuracy"] == pytest.approx(summary["models"][role]["accuracy"])
+    accuracy = summary["models"]["student"]["accuracy"]
+    assert accuracy > 0.8
+
+    # Outside it the data cannot be guessed: a one-line error naming the options that say it.
+    lone = tmp_path / "student.safetensors"
+    shutil.copy(checkpoints / "student-best.safetensors", lone)
+    capsys.readouterr()
+    assert main(["evaluate", str(lone)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "not inside a run folder" in err and "--config" in err and "--dataset" in err
+    # ... which then give the same accuracy: the run's config, or a dataset by name and its directory
+    # (tokenised with the tokenizer the checkpoint records)
+    assert evaluate(str(lone), "--config", str(run_dir / "config.yaml"))["accuracy"] == pytest.approx(accuracy)
+    sst2 = tmp_path / "sst2"
+    sst2.mkdir()
+    for split, name in (("train", "sst2.train.txt"), ("val", "sst2.dev.txt"), ("test", "sst2.test.txt")):
+        shutil.copy(text_root / f"{split}.txt", sst2 / name)
+    result = evaluate(str(lone), "--dataset", "sst2", "--data", str(sst2))
+    assert result["dataset"] == "sst2" and result["accuracy"] == pytest.approx(accuracy)
 
 
 def test_report_regenerates_for_a_text_run(runs):

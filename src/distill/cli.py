@@ -38,7 +38,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from distill.evaluate.checkpoint_eval import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, data_root=args.data, split=args.split,
-                                 batch_size=args.batch_size, latency=not args.no_latency)
+                                 batch_size=args.batch_size, latency=not args.no_latency,
+                                 config=args.config, dataset=args.dataset)
     console = Console()
     console.print_json(data=result)
     return 0
@@ -95,10 +96,24 @@ def build_parser() -> argparse.ArgumentParser:
                           "torch.distributed.run; same as `torchrun --nproc-per-node N -m distill run ...`")
     run.set_defaults(func=cmd_run)
 
-    ev = sub.add_parser("evaluate", help="evaluate a checkpoint on a dataset",
-                        description="Evaluate a model checkpoint (<model>-best.safetensors from a run folder).")
+    ev = sub.add_parser(
+        "evaluate", help="evaluate a checkpoint on its data",
+        description="Evaluate a model checkpoint (<model>-best.safetensors from a run folder) and print its metrics "
+                    "as JSON: accuracy and the rest for classification, MAE, MSE and R^2 for regression. "
+                    "The data: --config or --dataset when given; else, for a checkpoint inside a run folder "
+                    "(RUN/checkpoints/), the run's own data and split rebuilt from RUN/config.yaml (text: the "
+                    "run's sentences and tokenizer); else the full Fashion-MNIST for a 1x28x28 image model.")
     ev.add_argument("checkpoint", help="a .safetensors checkpoint written by distill")
-    ev.add_argument("--data", help="directory of the Fashion-MNIST IDX files (default: the usual place)")
+    source = ev.add_mutually_exclusive_group()
+    source.add_argument("--config", metavar="YAML",
+                        help="experiment YAML (or a run folder) whose data section, and teacher.model.path for "
+                             "the text tokenizer, describe the data; for checkpoints outside their run folder")
+    source.add_argument("--dataset", metavar="NAME",
+                        help="fashion_mnist, sst2 or trec, with its default split; text is tokenised with the "
+                             "checkpoint's recorded tokenizer (its teacher's model directory)")
+    ev.add_argument("--data", metavar="DIR",
+                    help="the data's directory: Fashion-MNIST IDX files, or a text dataset's sentence files "
+                         "(replaces data.root / data.text.root; default: the config's, or the usual place)")
     ev.add_argument("--split", choices=["test", "val"], default="test", help="which split (default test)")
     ev.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size (default 1000)")
     ev.add_argument("--no-latency", action="store_true", help="skip latency measurement")

@@ -1,20 +1,45 @@
-"""`distill evaluate`: rebuild a zoo model from a checkpoint's metadata and score it."""
+"""`distill evaluate`: rebuild a zoo model from a checkpoint's metadata and score it on its data."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
-from distill.config.schema import DataConfig
-from distill.data.bundle import load_data
-from distill.errors import CheckpointError
+from distill.config import load_config
+from distill.data.run_data import TEXT_DATASETS, config_data, enclosing_run, run_config
+from distill.errors import CheckpointError, ConfigError
 from distill.evaluate.cost import model_cost
 from distill.evaluate.metrics import classification_metrics
+from distill.evaluate.regression import regression_metrics
 from distill.models.predict import predict
 from distill.models.registry import MODELS, build_model, model_options
 from distill.train.checkpoint import load_tensors, model_weights
 from distill.train.trainer import input_preparer
+
+FASHION_MNIST_SHAPE = [1, 28, 28]
+# Datasets that --dataset names on its own: fixed files, nothing else to configure.
+NAMED_DATASETS = ("fashion_mnist", "sst2", "trec")
+WHICH_DATA = ("--config RUN/config.yaml (or the experiment YAML it was trained from)"
+              f" or --dataset {{{','.join(NAMED_DATASETS)}}}")
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """A distill checkpoint's tensors and model description (name, options, input_shape, num_classes)."""
+    tensors, meta = load_tensors(path)
+    spec = meta.get("model")
+    if not spec or "name" not in spec:
+        raise CheckpointError(f"{path} has no model description in its metadata; it was not written by distill")
+    return tensors, spec
+
+
+def rebuild_model(tensors: dict[str, torch.Tensor], spec: dict, context: dict | None = None) -> nn.Module:
+    accepted = model_options(spec["name"]) if spec["name"] in MODELS.names() else {}
+    options = {**{k: v for k, v in (context or {}).items() if k in accepted}, **spec.get("options", {})}
+    model = build_model(spec["name"], tuple(spec["input_shape"]), spec["num_classes"], **options)
+    model.load_state_dict(model_weights(tensors))
+    return model
 
 
 def load_checkpoint_model(path: str | Path, context: dict | None = None) -> tuple[nn.Module, dict]:
@@ -24,25 +49,84 @@ def load_checkpoint_model(path: str | Path, context: dict | None = None) -> tupl
     fills the options that the model takes and the checkpoint does not record; checkpoints
     written before the experiment recorded them need it to rebuild a text student.
     """
-    tensors, meta = load_tensors(path)
-    spec = meta.get("model")
-    if not spec or "name" not in spec:
-        raise CheckpointError(f"{path} has no model description in its metadata; it was not written by distill")
-    accepted = model_options(spec["name"]) if spec["name"] in MODELS.names() else {}
-    options = {**{k: v for k, v in (context or {}).items() if k in accepted}, **spec.get("options", {})}
-    model = build_model(spec["name"], tuple(spec["input_shape"]), spec["num_classes"], **options)
-    model.load_state_dict(model_weights(tensors))
-    return model, spec
+    tensors, spec = read_checkpoint(path)
+    return rebuild_model(tensors, spec, context), spec
+
+
+def named_dataset_config(name: str, spec: dict) -> dict:
+    """The config of a dataset given by name: its default split; text is tokenised with the
+    checkpoint's own tokenizer directory (its teacher's, or an HF classifier's model) and length."""
+    if name not in NAMED_DATASETS:
+        raise ConfigError(f"--dataset {name}: expected one of {', '.join(NAMED_DATASETS)}; "
+                          f"for other data use --config")
+    if name not in TEXT_DATASETS:
+        return {"data": {"dataset": name}}
+    options = spec.get("options", {})
+    tokenizer = options.get("teacher_path", options.get("path"))
+    return {"data": {"dataset": name, "text": {"max_length": spec["input_shape"][0]}},
+            "teacher": {"model": {"path": tokenizer}}}
+
+
+def checkpoint_data_config(path: Path, spec: dict, config: str | Path | None = None,
+                           dataset: str | None = None) -> tuple[dict, str]:
+    """(experiment config as a dict, where it came from) describing the data to evaluate ``path`` on.
+
+    In order: ``config`` (an experiment YAML, or a run folder for its config.yaml), ``dataset``
+    (a name), the run folder the checkpoint sits in (RUN/checkpoints/), else the full
+    Fashion-MNIST for a 1x28x28 model. Anything else cannot be guessed: a one-line error.
+    """
+    if config is not None:
+        file = Path(config) / "config.yaml" if Path(config).is_dir() else Path(config)
+        return load_config(file).model_dump(mode="json"), str(file)
+    if dataset is not None:
+        return named_dataset_config(dataset, spec), f"--dataset {dataset}"
+    run_dir = enclosing_run(path)
+    if run_dir is not None:
+        return run_config(run_dir), str(run_dir / "config.yaml")
+    if list(spec.get("input_shape", [])) == FASHION_MNIST_SHAPE:
+        return {}, "fashion_mnist (default)"
+    raise ConfigError(f"cannot tell which data {path} ({spec['name']}, input shape {tuple(spec.get('input_shape', ()))})"
+                      f" belongs to: it is not inside a run folder (RUN/checkpoints/ next to RUN/config.yaml); "
+                      f"pass {WHICH_DATA}")
+
+
+def check_fits(path: Path, spec: dict, data, source: str) -> None:
+    """The checkpoint's outputs and vocabulary match the data's, else a one-line error naming the fix."""
+    shape = list(spec.get("input_shape", []))
+    if spec["num_classes"] != data.num_classes or (not data.meta.get("text") and shape != list(data.input_shape)):
+        raise ConfigError(f"{path} ({shape} in, {spec['num_classes']} out) does not fit its data ({data.name} from "
+                          f"{source}: {list(data.input_shape)} in, {data.num_classes} out); pass {WHICH_DATA}")
+    vocab = spec.get("options", {}).get("vocab_size")
+    data_vocab = data.meta.get("model_context", {}).get("vocab_size")
+    if vocab is not None and data_vocab is not None and vocab != data_vocab:
+        raise ConfigError(f"{path} was trained on token ids of a {vocab}-word vocabulary but the tokenizer from "
+                          f"{source} has {data_vocab}; set teacher.model.path or data.text.tokenizer in --config")
 
 
 def evaluate_checkpoint(path: str | Path, data_root: str | None = None, split: str = "test",
-                        batch_size: int = 1000, latency: bool = True) -> dict:
-    model, spec = load_checkpoint_model(path)
-    data = load_data(DataConfig(root=data_root, augment=None))
+                        batch_size: int = 1000, latency: bool = True, config: str | Path | None = None,
+                        dataset: str | None = None) -> dict:
+    """Metrics of a distill checkpoint on its own data (see :func:`checkpoint_data_config`).
+
+    ``data_root`` replaces the data's directory (``data.root``, or ``data.text.root`` for text).
+    Classification gives accuracy, cross-entropy, ECE and the rest; regression (``task:
+    regression``) MAE, MSE (in the targets' units) and R^2.
+    """
+    path = Path(path)
+    tensors, spec = read_checkpoint(path)
+    cfg, source = checkpoint_data_config(path, spec, config, dataset)
+    data = config_data(cfg, data_root)
+    check_fits(path, spec, data, source)
+    model = rebuild_model(tensors, spec, data.meta.get("model_context"))
     part = data.test if split == "test" else data.val
     prepare = input_preparer(model, True)
     logits = predict(model, part.inputs, batch_size, prepare)
-    result = {"checkpoint": str(path), "model": spec, "split": split, "samples": len(part)}
-    result.update(classification_metrics(logits, part.targets, data.num_classes))
+    task = cfg.get("task") or "classification"
+    result = {"checkpoint": str(path), "model": spec, "dataset": data.name, "data_from": source, "task": task,
+              "split": split, "samples": len(part)}
+    if task == "regression":
+        result.update(regression_metrics(logits, part.targets, data.meta.get("target_std", 1.0)))
+    else:
+        result.update(classification_metrics(logits, part.targets, data.num_classes))
     result.update(model_cost(model, part.inputs[:1], measure_latency=latency, prepare=prepare))
     return result

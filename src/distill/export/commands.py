@@ -11,15 +11,9 @@ from distill.errors import ConfigError
 def cmd_export(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from distill.data.run_data import enclosing_run, is_text_config, run_data
     from distill.evaluate.checkpoint_eval import load_checkpoint_model
-    from distill.export.pipeline import (
-        enclosing_run,
-        export_model,
-        is_text_config,
-        resolve_target,
-        run_data,
-        write_report,
-    )
+    from distill.export.pipeline import export_model, resolve_target, write_report
     from distill.export.table import cost_table
 
     checkpoint, run_dir = resolve_target(args.target)
@@ -47,9 +41,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from distill.data.run_data import enclosing_run, text_context
     from distill.evaluate.checkpoint_eval import load_checkpoint_model
     from distill.export.bench import bench_onnx, bench_torch
-    from distill.export.pipeline import enclosing_run, text_context, write_report
+    from distill.export.pipeline import write_report
     from distill.export.table import cost_table
     from distill.train.trainer import input_preparer
 

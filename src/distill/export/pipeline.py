@@ -7,11 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
-from distill.config.schema import DataConfig
-from distill.data.bundle import DataBundle, load_data
+from distill.data.bundle import DataBundle
 from distill.errors import CheckpointError
 from distill.export.bench import bench_onnx, bench_torch
 from distill.export.onnx_export import export_onnx, token_ids
@@ -22,7 +20,6 @@ from distill.train.checkpoint import atomic_write_text
 from distill.train.trainer import input_preparer
 
 VERIFY_SAMPLES = 32
-TEXT_DATASETS = ("sst2", "trec", "text_files")
 
 
 def resolve_target(target: str | Path) -> tuple[Path, Path | None]:
@@ -36,56 +33,6 @@ def resolve_target(target: str | Path) -> tuple[Path, Path | None]:
     if not target.exists():
         raise CheckpointError(f"checkpoint or run folder not found: {target}")
     return target, None
-
-
-def enclosing_run(checkpoint: Path) -> Path | None:
-    """The run folder a checkpoint was written into (RUN/checkpoints/NAME.safetensors), if it has a config."""
-    run_dir = checkpoint.resolve().parent.parent
-    if checkpoint.resolve().parent.name == "checkpoints" and (run_dir / "config.yaml").is_file():
-        return run_dir
-    return None
-
-
-def run_config(run_dir: Path | None) -> dict:
-    if run_dir is None or not (run_dir / "config.yaml").is_file():
-        return {}
-    return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-
-
-def is_text_config(run_dir: Path | None) -> bool:
-    return (run_config(run_dir).get("data") or {}).get("dataset") in TEXT_DATASETS
-
-
-def teacher_path(cfg: dict) -> str | None:
-    """``teacher.model.path`` of a run's config (null = the packaged MiniLM): the text tokenizer's home."""
-    model = (cfg.get("teacher") or {}).get("model") or {}
-    options = model.get("options", model) if isinstance(model, dict) else {}
-    return options.get("path")
-
-
-def text_context(run_dir: Path | None) -> dict | None:
-    """The model context a text checkpoint may lack (checkpoints written before it was recorded), without
-    tokenising the run's data: the teacher's directory, from which the models read pad id and vocabulary."""
-    return {"teacher_path": teacher_path(run_config(run_dir))} if is_text_config(run_dir) else None
-
-
-def run_data(run_dir: Path | None, data_root: str | None = None) -> DataBundle:
-    """The run's own data split (from its config.yaml, without augmentation), else the full dataset.
-
-    Text runs are tokenised as in the run: with ``data.text.tokenizer``, else the teacher's model
-    directory (``teacher.model.path``; null = the default MiniLM). The transfer set is not rebuilt:
-    export only evaluates. ``data_root`` replaces ``data.root`` (images) or ``data.text.root`` (text).
-    """
-    cfg = run_config(run_dir)
-    section = {**(cfg.get("data") or {}), "augment": None}
-    if section.get("dataset") in TEXT_DATASETS:
-        section["text"] = {**(section.get("text") or {}), "transfer_set": None}
-        if data_root:
-            section["text"]["root"] = data_root
-        return load_data(DataConfig(**section), teacher_path=teacher_path(cfg))
-    if data_root:
-        section["root"] = data_root
-    return load_data(DataConfig(**section))
 
 
 def _torch_accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:

@@ -1,0 +1,71 @@
+"""The data a run was trained and tested on, rebuilt from its config.yaml (or any experiment YAML).
+
+`distill export` and `distill evaluate` both use it: a text checkpoint is only meaningful with
+its run's sentences and tokenizer, a regression checkpoint with its run's split and scaling.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from distill.config.schema import DataConfig
+from distill.data.bundle import DataBundle, load_data
+
+TEXT_DATASETS = ("sst2", "trec", "text_files")
+
+
+def enclosing_run(checkpoint: Path) -> Path | None:
+    """The run folder a checkpoint was written into (RUN/checkpoints/NAME.safetensors), if it has a config."""
+    run_dir = checkpoint.resolve().parent.parent
+    if checkpoint.resolve().parent.name == "checkpoints" and (run_dir / "config.yaml").is_file():
+        return run_dir
+    return None
+
+
+def run_config(run_dir: Path | None) -> dict:
+    if run_dir is None or not (run_dir / "config.yaml").is_file():
+        return {}
+    return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+
+
+def is_text_config(run_dir: Path | None) -> bool:
+    return (run_config(run_dir).get("data") or {}).get("dataset") in TEXT_DATASETS
+
+
+def teacher_path(cfg: dict) -> str | None:
+    """``teacher.model.path`` of a run's config (null = the packaged MiniLM): the text tokenizer's home."""
+    model = (cfg.get("teacher") or {}).get("model") or {}
+    options = model.get("options", model) if isinstance(model, dict) else {}
+    return options.get("path")
+
+
+def text_context(run_dir: Path | None) -> dict | None:
+    """The model context a text checkpoint may lack (checkpoints written before it was recorded), without
+    tokenising the run's data: the teacher's directory, from which the models read pad id and vocabulary."""
+    return {"teacher_path": teacher_path(run_config(run_dir))} if is_text_config(run_dir) else None
+
+
+def config_data(cfg: dict, data_root: str | None = None) -> DataBundle:
+    """The data an experiment config (a dict) describes, without augmentation.
+
+    Text datasets are tokenised as in the run: with ``data.text.tokenizer``, else the teacher's
+    model directory (``teacher.model.path``; null = the default MiniLM). The transfer set is not
+    rebuilt: callers only evaluate. ``data_root`` replaces ``data.root`` (images) or
+    ``data.text.root`` (text).
+    """
+    section = {**(cfg.get("data") or {}), "augment": None}
+    if section.get("dataset") in TEXT_DATASETS:
+        section["text"] = {**(section.get("text") or {}), "transfer_set": None}
+        if data_root:
+            section["text"]["root"] = data_root
+        return load_data(DataConfig(**section), teacher_path=teacher_path(cfg))
+    if data_root:
+        section["root"] = data_root
+    return load_data(DataConfig(**section))
+
+
+def run_data(run_dir: Path | None, data_root: str | None = None) -> DataBundle:
+    """The run's own data split (from its config.yaml, see :func:`config_data`), else the full Fashion-MNIST."""
+    return config_data(run_config(run_dir), data_root)
