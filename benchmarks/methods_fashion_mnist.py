@@ -178,7 +178,9 @@ def table(results: list[dict], command: str, planned: int, elapsed: float) -> st
               "measured on a shared, busy CPU and vary by tens of percent between runs.",
               "", "This is a short schedule (5 student epochs on 5000 images) with every method at its default "
               "options, most of which were chosen in the papers for 200-epoch CIFAR runs; a method that does "
-              "not beat the baseline here is reported as such, not tuned until it does.", ""]
+              "not beat the baseline here is reported as such, not tuned until it does.", "",
+              "The regression methods (`mse_kd`, `mae_kd`) need a regression task; they are benchmarked on the "
+              "diabetes data in [regression_benchmark.md](regression_benchmark.md).", ""]
     return "\n".join(lines)
 
 

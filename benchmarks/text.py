@@ -1,4 +1,4 @@
-"""Text distillation benchmark on SST-2: MiniLM teacher -> BiLSTM / TextCNN / small transformer.
+"""Text distillation benchmark on SST-2 or TREC: MiniLM teacher -> BiLSTM / TextCNN / small transformer.
 
 The teacher is fine-tuned once (cached in --out); its logits on train, transfer set, val and
 test are computed once and reused by every distilled student. For each student and seed:
@@ -7,6 +7,7 @@ set (KD on train + augmented unlabelled sentences). Results are appended to JSON
 come in, so a cut-off run still leaves its finished rows.
 
     .venv/bin/python benchmarks/text.py --out runs/bench-text
+    .venv/bin/python benchmarks/text.py --dataset trec --out runs/bench-trec
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ STUDENTS = {
                                      warmup_epochs=0.1, schedule="cosine", grad_clip=1.0)),
 }
 KD_OPTIONS = {"temperature": 2.0, "alpha": 0.7, "beta": 0.3}
+# Per dataset: the data section (as in examples/<name>.yaml) and the teacher's epochs.
+DATASETS = {
+    "sst2": ({"dataset": "sst2", "text": {"max_length": 64}}, 1),
+    "trec": ({"dataset": "trec", "text": {"max_length": 32, "val_fraction": 0.1}}, 2),
+}
 
 
 class CachedTeacher:
@@ -101,7 +107,7 @@ def teacher_stage(data, out: Path, log) -> dict:
     cached = out / "teacher.pt"
     if cached.is_file():
         log(f"teacher: cached in {cached}")
-        return torch.load(cached)
+        return torch.load(cached, weights_only=True)
     torch.manual_seed(0)
     teacher = build_model(TEACHER["name"], data.input_shape, data.num_classes, **TEACHER["options"])
     teacher, result, seconds = fit("teacher", teacher, TEACHER_TRAIN, Supervised(), data, data.train.inputs,
@@ -180,6 +186,10 @@ def merge(out: Path, dirs: list[Path]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="sst2")
+    parser.add_argument("--teacher-epochs", type=int, default=None, help="default: 1 for sst2, 2 for trec")
+    parser.add_argument("--teacher-layers", type=int, default=None,
+                        help="fine-tune the top N of MiniLM's 6 layers (default 3)")
     parser.add_argument("--out", default="runs/bench-text")
     parser.add_argument("--students", nargs="+", default=["textcnn", "bilstm", "text_transformer"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -206,15 +216,20 @@ def main() -> None:
         log_file.write(line + "\n")
         log_file.flush()
 
+    section, teacher_epochs = DATASETS[args.dataset]
+    global TEACHER_TRAIN
+    TEACHER_TRAIN = TEACHER_TRAIN.model_copy(update={"epochs": args.teacher_epochs or teacher_epochs})
+    if args.teacher_layers:
+        TEACHER["options"]["trainable_layers"] = args.teacher_layers
     if args.epochs:
-        global TEACHER_TRAIN
         TEACHER_TRAIN = TEACHER_TRAIN.model_copy(update={"epochs": args.epochs})
         for name, (options, train) in STUDENTS.items():
             STUDENTS[name] = (options, train.model_copy(update={"epochs": args.epochs}))
-    cfg = DataConfig(dataset="sst2", train_subset=args.train_subset, text={"max_length": 64, "transfer_set": {
-        "size_multiplier": args.transfer_multiplier, "mask_prob": 0.1, "swap_prob": 0.1, "ngram_prob": 0.25}})
+    transfer = {"size_multiplier": args.transfer_multiplier, "mask_prob": 0.1, "swap_prob": 0.1, "ngram_prob": 0.25}
+    cfg = DataConfig(**{**section, "train_subset": args.train_subset,
+                        "text": {**section["text"], "transfer_set": transfer}})
     data = load_text_data(cfg)
-    log(f"SST-2: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}, "
+    log(f"{args.dataset}: teacher {TEACHER}, {TEACHER_TRAIN.epochs} epoch(s); train {len(data.train)}, val {len(data.val)}, test {len(data.test)}, "
         f"transfer {len(data.meta['transfer'].targets)}; lengths {data.meta['lengths']['train']}")
     teacher = teacher_stage(data, out, log)
     log(f"teacher: test {teacher['test_accuracy']:.4f}, b1 {teacher['latency_ms_b1']:.2f} ms")
@@ -230,7 +245,7 @@ def main() -> None:
                 log(f"{student} {mode} seed {seed}: test {row['test_accuracy']:.4f}, b1 {row['latency_ms_b1']:.2f} ms")
                 rows.append(row)
                 summary = {k: v for k, v in teacher.items() if k != "logits"}
-                results_path.write_text(json.dumps({"teacher": summary, "students": rows,
+                results_path.write_text(json.dumps({"dataset": args.dataset, "teacher": summary, "students": rows,
                                                     "kd_options": KD_OPTIONS}, indent=1))
                 (out / "table.md").write_text(table(teacher, rows) + "\n")
     print(table(teacher, rows))
