@@ -7,6 +7,8 @@ set (KD on train + augmented unlabelled sentences). Results are appended to JSON
 come in, so a cut-off run still leaves its finished rows.
 
     .venv/bin/python benchmarks/text.py --out runs/bench-text
+    .venv/bin/python benchmarks/text.py --out runs/sst2-bench \
+        --teacher-checkpoint runs/sst2/checkpoints/teacher-best.safetensors --transfer-multiplier 4
     .venv/bin/python benchmarks/text.py --dataset trec --out runs/bench-trec
 """
 
@@ -29,6 +31,7 @@ from distill.methods.base import Outputs
 from distill.methods.kd import KD
 from distill.methods.supervised import Supervised
 from distill.models.registry import build_model, count_parameters
+from distill.train.checkpoint import load_weights_into
 from distill.train.trainer import Trainer
 
 TEACHER = {"name": "hf_classifier", "options": {"trainable_layers": 3}}
@@ -103,17 +106,32 @@ def fit(name, model, cfg, method, data, inputs, targets, teacher=None, seed=0, l
     return trainer.model, result, time.perf_counter() - started
 
 
-def teacher_stage(data, out: Path, log) -> dict:
+def teacher_stage(data, out: Path, log, checkpoint: str | None = None) -> dict:
     cached = out / "teacher.pt"
     if cached.is_file():
         log(f"teacher: cached in {cached}")
-        return torch.load(cached, weights_only=True)
+        record = torch.load(cached, weights_only=True)
+        sizes = {name: len(record["logits"][name]) for name in ("train", "transfer") if record["logits"][name] is not None}
+        wanted = {"train": len(data.train)}
+        if data.meta["transfer"] is not None:
+            wanted["transfer"] = len(data.meta["transfer"].targets)
+        if sizes != wanted:
+            raise SystemExit(f"{cached} holds teacher logits for {sizes} sentences but this run has {wanted}; "
+                             f"use another --out for a different --transfer-multiplier or --train-subset")
+        return record
     torch.manual_seed(0)
     teacher = build_model(TEACHER["name"], data.input_shape, data.num_classes, **TEACHER["options"])
-    teacher, result, seconds = fit("teacher", teacher, TEACHER_TRAIN, Supervised(), data, data.train.inputs,
-                                   data.train.targets, log=log)
+    if checkpoint:
+        # e.g. the teacher `distill run examples/sst2.yaml` fine-tuned; its training time is in that run.
+        load_weights_into(teacher, checkpoint)
+        seconds = None
+        log(f"teacher: weights from {checkpoint}")
+    else:
+        teacher, result, seconds = fit("teacher", teacher, TEACHER_TRAIN, Supervised(), data, data.train.inputs,
+                                       data.train.targets, log=log)
+        log(f"teacher trained in {seconds:.0f}s")
     freeze(teacher)
-    log(f"teacher trained in {seconds:.0f}s; computing its logits")
+    log("computing the teacher's logits")
     transfer = data.meta["transfer"]
     logits = {"train": predict_by_length(teacher, data.train.inputs),
               "transfer": predict_by_length(teacher, transfer.inputs) if transfer is not None else None,
@@ -144,29 +162,41 @@ def student_run(student, mode, seed, data, teacher, log) -> dict:
     model, result, seconds = fit(f"{student}/{mode}/s{seed}", model, cfg, method, data, inputs, targets,
                                  teacher_fn, seed, log)
     test_logits = predict_by_length(model, data.test.inputs)
-    return {"student": student, "mode": mode, "seed": seed, "test_accuracy": accuracy(test_logits, data.test.targets),
+    multiplier = len(data.meta["transfer"].targets) // len(data.train) if mode == "kd+transfer" else 0
+    return {"student": student, "mode": mode, "seed": seed, "transfer_multiplier": multiplier,
+            "test_accuracy": accuracy(test_logits, data.test.targets),
             "val_accuracy": result.history[-1]["val_accuracy"], "params": count_parameters(model),
             "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad), "train_seconds": seconds,
             "agreement": float((test_logits.argmax(-1) == teacher["logits"]["test"].argmax(-1)).float().mean()),
             **latencies(model, data, 20)}
 
 
+def mode_label(row: dict) -> str:
+    multiplier = row.get("transfer_multiplier", 1)  # rows from before the field existed used x1
+    return f"{row['mode']} x{multiplier}" if row["mode"] == "kd+transfer" else row["mode"]
+
+
 def table(teacher: dict, rows: list[dict]) -> str:
-    lines = ["| model | mode | seeds | test acc (mean ± sd) | params | ms b1 | ms b64 | speed-up b1 | train s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-             f"| teacher MiniLM-L6 | fine-tuned | 1 | {100 * teacher['test_accuracy']:.2f} | "
+    seconds = teacher["train_seconds"]
+    teacher_seconds = "in its run" if seconds is None else f"{seconds:.0f}"
+    lines = ["| model | mode | seeds | test acc (mean ± sd) | vs alone | params | ms b1 | ms b64 | speed-up b1 | train s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+             f"| teacher MiniLM-L6 | fine-tuned | 1 | {100 * teacher['test_accuracy']:.2f} | | "
              f"{teacher['params'] / 1e6:.1f}M | {teacher['latency_ms_b1']:.2f} | {teacher['latency_ms_b64']:.1f} | "
-             f"1.0x | {teacher['train_seconds']:.0f} |"]
+             f"1.0x | {teacher_seconds} |"]
     groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        groups.setdefault((row["student"], row["mode"]), []).append(row)
+    for row in sorted(rows, key=lambda r: (r["student"], r["mode"] != "alone", mode_label(r))):
+        groups.setdefault((row["student"], mode_label(row)), []).append(row)
     for (student, mode), group in groups.items():
         acc = [100 * r["test_accuracy"] for r in group]
         sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        alone = groups.get((student, "alone"))
+        gain = "" if mode == "alone" or not alone else \
+            f"{statistics.mean(acc) - statistics.mean(100 * r['test_accuracy'] for r in alone):+.2f}"
         b1 = statistics.median(r["latency_ms_b1"] for r in group)
         b64 = statistics.median(r["latency_ms_b64"] for r in group)
         secs = statistics.mean(r["train_seconds"] for r in group)
-        lines.append(f"| {student} | {mode} | {len(group)} | {statistics.mean(acc):.2f} ± {sd:.2f} | "
+        lines.append(f"| {student} | {mode} | {len(group)} | {statistics.mean(acc):.2f} ± {sd:.2f} | {gain} | "
                      f"{group[0]['params'] / 1e6:.1f}M | {b1:.2f} | {b64:.1f} | "
                      f"{teacher['latency_ms_b1'] / b1:.1f}x | {secs:.0f} |")
     return "\n".join(lines)
@@ -188,6 +218,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="sst2")
     parser.add_argument("--teacher-epochs", type=int, default=None, help="default: 1 for sst2, 2 for trec")
+    parser.add_argument("--teacher-checkpoint", default=None,
+                        help="use this fine-tuned teacher (a run's checkpoints/teacher-best.safetensors) instead "
+                             "of fine-tuning one")
     parser.add_argument("--teacher-layers", type=int, default=None,
                         help="fine-tune the top N of MiniLM's 6 layers (default 3)")
     parser.add_argument("--out", default="runs/bench-text")
@@ -231,7 +264,7 @@ def main() -> None:
     data = load_text_data(cfg)
     log(f"{args.dataset}: teacher {TEACHER}, {TEACHER_TRAIN.epochs} epoch(s); train {len(data.train)}, val {len(data.val)}, test {len(data.test)}, "
         f"transfer {len(data.meta['transfer'].targets)}; lengths {data.meta['lengths']['train']}")
-    teacher = teacher_stage(data, out, log)
+    teacher = teacher_stage(data, out, log, args.teacher_checkpoint)
     log(f"teacher: test {teacher['test_accuracy']:.4f}, b1 {teacher['latency_ms_b1']:.2f} ms")
     results_path = out / "results.json"
     rows = json.loads(results_path.read_text())["students"] if results_path.is_file() else []
