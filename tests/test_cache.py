@@ -202,3 +202,39 @@ def test_cache_files_live_where_asked(data, tmp_path: Path):
     cache(LiveTeacher(teacher_model()), data, tmp_path / "here")
     assert (tmp_path / "here" / "meta.json").is_file()
     assert np.load(tmp_path / "here" / "logits.npy").shape == (2, N, CLASSES)
+
+
+class _WidthRecorder(torch.nn.Module):
+    """Logits from each row's token ids; records how wide each call's batch is once padding is dropped."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 3)
+        self.widths: list[int] = []
+
+    def forward(self, ids):
+        width = int((ids != 0).sum(1).max())
+        self.widths.append(width)
+        ids = ids[:, :width]
+        mask = (ids != 0).float()[..., None]
+        counts = (torch.nn.functional.one_hot(ids % 8, 8).float() * mask).sum(1)
+        return self.linear(counts / mask.sum(1))
+
+
+def test_token_batches_are_cached_shortest_first_and_stored_in_place():
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 30, (N,), generator=g)
+    ids = torch.randint(1, 1000, (N, 32), generator=g) * (torch.arange(32) < lengths[:, None])
+    targets = torch.randint(0, 3, (N,), generator=g)
+    model = _WidthRecorder()
+    live = LiveTeacher(model)
+    cached = build_cache(live, ids, targets, None, seed=0, epochs=1, options=CacheOptions(chunk=16, dtype="float32"),
+                         directory=None, device=torch.device("cpu"), log=lambda _: None)
+    chunk_widths = model.widths[1:]  # the first call is build_cache's shape probe
+    assert chunk_widths == sorted(chunk_widths) and len(chunk_widths) == N // 16
+    # Sorted chunks pad far less than the original order would: the widest row of each chunk of 16.
+    assert sum(chunk_widths) < sum(int(lengths[i : i + 16].max()) for i in range(0, N, 16))
+    # Every row's logits land at its own index, equal to running the model on that row alone.
+    rows = torch.tensor([0, 5, 17, N - 1])
+    expected = torch.cat([model(ids[i : i + 1]) for i in rows]).detach()
+    torch.testing.assert_close(cached(Batch(ids[rows], targets[rows], index=rows)).logits, expected)

@@ -185,6 +185,16 @@ def build_cache(live: LiveTeacher, inputs: Tensor, targets: Tensor, augment: Bat
     return CachedTeacher(live, arrays, classes, device, build_seconds=seconds, nbytes=nbytes)
 
 
+def by_length(inputs: Tensor, rows: Tensor) -> Tensor:
+    """Token-id rows shortest first, so a chunk pads only to about its own length (text models drop a
+    batch's all-padding columns). Only speed depends on the order: each row is stored at its index.
+    Length counts non-zero ids (0 is the pad id of BERT vocabularies)."""
+    if inputs.dtype != torch.long or inputs.dim() != 2:
+        return rows
+    lengths = (inputs[rows.to(inputs.device)] != 0).sum(1).cpu()
+    return rows[torch.argsort(lengths, stable=True)]
+
+
 def _fill(live, inputs, targets, augment, seed, views, options, directory, layout, key) -> dict[str, np.ndarray]:
     if directory is None:
         arrays = {k: np.zeros(shape, dtype) for k, (shape, dtype) in layout.items()}
@@ -194,7 +204,7 @@ def _fill(live, inputs, targets, augment, seed, views, options, directory, layou
             store.create_arrays(directory, layout)
         dist.barrier()
         arrays = store.open_arrays(directory, layout, mode="r+")
-    rows = torch.arange(dist.rank(), len(inputs), dist.world_size())
+    rows = by_length(inputs, torch.arange(dist.rank(), len(inputs), dist.world_size()))
     for view in range(views):
         params = view_params(augment, len(inputs), seed, view) if augment is not None else None
         for start in range(0, len(rows), options.chunk):
