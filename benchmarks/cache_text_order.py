@@ -28,16 +28,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def build_seconds(live: LiveTeacher, ids: torch.Tensor, targets: torch.Tensor, sorted_rows: bool) -> float:
-    original = cache.by_length
+    original = cache.in_length_order
     if not sorted_rows:
-        cache.by_length = lambda inputs, rows: rows
+        cache.in_length_order = lambda live, inputs, rows: rows
     try:
         started = time.perf_counter()
         cache.build_cache(live, ids, targets, None, seed=0, epochs=1, options=cache.CacheOptions(dtype="float32"),
                           directory=None, device=torch.device("cpu"), log=lambda _: None)
         return time.perf_counter() - started
     finally:
-        cache.by_length = original
+        cache.in_length_order = original
 
 
 def main() -> None:

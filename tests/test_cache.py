@@ -207,26 +207,29 @@ def test_cache_files_live_where_asked(data, tmp_path: Path):
 class _WidthRecorder(torch.nn.Module):
     """Logits from each row's token ids; records how wide each call's batch is once padding is dropped."""
 
-    def __init__(self):
+    def __init__(self, pad_id: int):
         super().__init__()
+        self.pad_id = pad_id
         self.linear = torch.nn.Linear(8, 3)
         self.widths: list[int] = []
 
     def forward(self, ids):
-        width = int((ids != 0).sum(1).max())
+        width = int((ids != self.pad_id).sum(1).max())
         self.widths.append(width)
         ids = ids[:, :width]
-        mask = (ids != 0).float()[..., None]
+        mask = (ids != self.pad_id).float()[..., None]
         counts = (torch.nn.functional.one_hot(ids % 8, 8).float() * mask).sum(1)
         return self.linear(counts / mask.sum(1))
 
 
-def test_token_batches_are_cached_shortest_first_and_stored_in_place():
+@pytest.mark.parametrize("pad_id", [0, 3])
+def test_token_batches_are_cached_shortest_first_and_stored_in_place(pad_id):
     g = torch.Generator().manual_seed(0)
     lengths = torch.randint(1, 30, (N,), generator=g)
-    ids = torch.randint(1, 1000, (N, 32), generator=g) * (torch.arange(32) < lengths[:, None])
+    words = torch.randint(4, 1000, (N, 32), generator=g)
+    ids = torch.where(torch.arange(32) < lengths[:, None], words, pad_id)
     targets = torch.randint(0, 3, (N,), generator=g)
-    model = _WidthRecorder()
+    model = _WidthRecorder(pad_id)  # the cache orders by the teacher's own pad id
     live = LiveTeacher(model)
     cached = build_cache(live, ids, targets, None, seed=0, epochs=1, options=CacheOptions(chunk=16, dtype="float32"),
                          directory=None, device=torch.device("cpu"), log=lambda _: None)

@@ -193,12 +193,23 @@ class BucketedBatches:
             yield Batch(inputs=self.inputs[dev], targets=self.targets[dev], index=index)
 
 
+def is_token_ids(inputs: Tensor) -> bool:
+    """Right-padded sentences of token ids, shape (N, L), as the text data gives them."""
+    return inputs.dim() == 2 and not inputs.is_floating_point()
+
+
+def length_order(inputs: Tensor, pad_id: int = 0) -> Tensor:
+    """Row indices of the sentences, shortest first (stable). Text models drop a batch's all-padding
+    columns, so batches taken in this order cost about their own length, not the longest one's."""
+    return torch.argsort((inputs != pad_id).sum(1).cpu(), stable=True)
+
+
 @torch.inference_mode()
 def predict_by_length(model, inputs: Tensor, pad_id: int = 0, batch_size: int = 256) -> Tensor:
     """Logits in input order, computed on length-sorted batches (trimmed padding)."""
     was_training = model.training
     model.eval()
-    order = torch.argsort((inputs != pad_id).sum(1).cpu())
+    order = length_order(inputs, pad_id)
     out = torch.empty(0)
     try:
         chunks = [model(inputs[idx.to(inputs.device)]).float().cpu() for idx in order.split(batch_size)]

@@ -73,19 +73,13 @@ def torch_example(model, spec: dict, sequence: int | None = None):
     with an embedding table) random ids of length ``sequence`` (default: the run's max_length)."""
     import torch
 
-    from distill.export.runtime import DEFAULT_SEQUENCE
+    from distill.export.runtime import DEFAULT_SEQUENCE, random_ids
 
-    generator = torch.Generator().manual_seed(0)
     tables = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
     if not tables:
-        return torch.randn(1, *spec["input_shape"], generator=generator)
+        return torch.randn(1, *spec["input_shape"], generator=torch.Generator().manual_seed(0))
     length = sequence or (spec["input_shape"][0] if spec.get("input_shape") else DEFAULT_SEQUENCE)
-    high = max(2, min(100, tables[0].num_embeddings))
-    ids = torch.randint(1, high, (1, length), generator=generator)
-    pad = getattr(model, "pad_id", None)
-    if pad is not None and 0 < pad < high:  # no padding: the sentence is ``length`` tokens long
-        ids[ids == pad] = 2 if pad == 1 else 1
-    return ids
+    return torch.from_numpy(random_ids(tables[0].num_embeddings, length, getattr(model, "pad_id", None)))
 
 
 def _at_least(minimum: int):

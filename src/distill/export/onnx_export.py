@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from distill.data.text import is_token_ids
 from distill.export.runtime import ExportError, require_onnx, run_batches, session
 
 INPUT, OUTPUT = "input", "logits"
@@ -35,10 +36,6 @@ def _torch_outputs(model: nn.Module, inputs: torch.Tensor) -> np.ndarray:
         return model(inputs).float().numpy()
 
 
-def token_ids(inputs: torch.Tensor) -> bool:
-    return not inputs.is_floating_point()
-
-
 def verify_onnx(model: nn.Module, path: str | Path, inputs: torch.Tensor, atol: float = 1e-4) -> tuple[float, float]:
     """Max |onnxruntime - PyTorch| over ``inputs`` (run as one batch and as batch 1); raises above tolerance.
 
@@ -51,7 +48,7 @@ def verify_onnx(model: nn.Module, path: str | Path, inputs: torch.Tensor, atol: 
     expected = _torch_outputs(model, inputs)
     x = inputs.numpy()
     diffs = [np.abs(run_batches(sess, x, len(x)) - expected).max(), np.abs(run_batches(sess, x[:1], 1) - expected[:1]).max()]
-    if token_ids(inputs) and getattr(model, "pad_id", None) is not None:
+    if is_token_ids(inputs) and getattr(model, "pad_id", None) is not None:
         padded = np.pad(x, ((0, 0), (0, EXTRA_PADDING)), constant_values=model.pad_id)
         diffs.append(np.abs(run_batches(sess, padded, len(x)) - expected).max())
     diff = max(float(d) for d in diffs)
@@ -91,7 +88,7 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path,
     was_training = model.training
     model = model.cpu().eval()
     example = example_input.detach().cpu().contiguous()  # channels_last does not exist in ONNX
-    if token_ids(example):
+    if is_token_ids(example):
         example = example.long()
         input_axes = {0: "batch", 1: "sequence"}
     else:

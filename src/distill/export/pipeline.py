@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from distill.data.bundle import DataBundle
+from distill.data.text import is_token_ids, length_order
 from distill.errors import CheckpointError
 from distill.export.bench import bench_onnx, bench_torch
-from distill.export.onnx_export import export_onnx, token_ids
+from distill.export.onnx_export import export_onnx
 from distill.export.quantize import calibration_batches, choose_method, quantize_int8
 from distill.export.runtime import accuracy, session
 from distill.models.predict import predict
@@ -45,17 +46,16 @@ def timing_example(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     sentence of median length with its padding columns dropped (both runtimes then see the same
     ids; PyTorch text models drop them by themselves, the ONNX graph keeps whatever it is given)."""
     pad_id = getattr(model, "pad_id", None)
-    if not token_ids(inputs) or pad_id is None:
+    if not is_token_ids(inputs) or pad_id is None:
         return inputs[:1]
-    lengths = (inputs != pad_id).sum(1)
-    index = int(torch.argsort(lengths, stable=True)[len(lengths) // 2])
-    return inputs[index : index + 1, : max(1, int(lengths[index]))]
+    index = int(length_order(inputs, pad_id)[len(inputs) // 2])
+    return inputs[index : index + 1, : max(1, int((inputs[index] != pad_id).sum()))]
 
 
 def onnx_metadata(model: nn.Module, data: DataBundle) -> dict:
     """What a later `distill bench` needs to make up inputs: for text, the ids' range and length."""
     meta = {"distill.dataset": data.name, "distill.classes": json.dumps(list(data.class_names))}
-    if token_ids(data.test.inputs):
+    if is_token_ids(data.test.inputs):
         context = data.meta.get("model_context", {})
         meta.update({"distill.input": "token_ids", "distill.max_length": data.test.inputs.shape[1],
                      "distill.pad_id": getattr(model, "pad_id", context.get("pad_id")),
@@ -81,8 +81,8 @@ def export_model(model: nn.Module, data: DataBundle, out_dir: str | Path, name: 
     fp32 = export_onnx(model, data.val.inputs[:VERIFY_SAMPLES].cpu(), out_dir / f"{name}.onnx", opset,
                        metadata=onnx_metadata(model, data))
     report = {"opset": opset, "test_samples": len(test_y), "batch": batch_size, "max_abs_diff": fp32.max_abs_diff,
-              "tolerance": fp32.tolerance, "input": "token_ids" if token_ids(test_x) else "float"}
-    if token_ids(test_x):
+              "tolerance": fp32.tolerance, "input": "token_ids" if is_token_ids(test_x) else "float"}
+    if is_token_ids(test_x):
         report["sequence"] = int(example.shape[1])  # token ids in the timed sentence
     report["pytorch"] = bench_torch(model, example, batch_size, repeats, input_preparer(model, True), name,
                                     threads=threads)

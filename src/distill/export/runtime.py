@@ -117,20 +117,24 @@ def example_input(path: str | Path, sess, batch: int = 1, sequence: int | None =
     """
     node = sess.get_inputs()[0]
     dtype = input_dtype(sess)
-    rng = np.random.default_rng(seed)
     if not np.issubdtype(dtype, np.integer):
         shape = [d if isinstance(d, int) else 1 for d in node.shape]
         shape[0] = batch
-        return rng.standard_normal(shape).astype(dtype)
+        return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
     meta = metadata(path)
     if sequence is None:
         fixed = node.shape[1] if len(node.shape) > 1 and isinstance(node.shape[1], int) else None
         sequence = fixed or int(meta.get("distill.max_length", DEFAULT_SEQUENCE))
     vocab = int(meta["distill.vocab_size"]) if "distill.vocab_size" in meta else _vocabulary_bound(path, node.name)
+    return random_ids(vocab, sequence, int(meta.get("distill.pad_id", 0)), batch, seed).astype(dtype)
+
+
+def random_ids(vocab: int | None, sequence: int, pad_id: int | None, batch: int = 1, seed: int = 0) -> np.ndarray:
+    """Made-up sentences for timing: ids in [1, min(100, vocab)) with the pad id left out, so every
+    sentence is ``sequence`` tokens long."""
     high = max(2, min(100, vocab or 100))
-    ids = rng.integers(1, high, size=(batch, sequence))
-    pad = int(meta.get("distill.pad_id", 0))
-    other = 2 if pad == 1 else 1
-    if 0 < pad < high and other < high:  # keep padding out, so the length is what was asked for
-        ids[ids == pad] = other
-    return ids.astype(dtype)
+    ids = np.random.default_rng(seed).integers(1, high, size=(batch, sequence))
+    other = 2 if pad_id == 1 else 1
+    if pad_id is not None and 0 < pad_id < high and other < high:
+        ids[ids == pad_id] = other
+    return ids

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from distill.data.augment import AugmentParams, BatchAugment
 from distill.data.batches import StoredView, view_params
+from distill.data.text import is_token_ids, length_order
 from distill.knowledge import cache_store as store
 from distill.knowledge.teacher import LiveTeacher
 from distill.methods.base import Batch, Outputs
@@ -185,14 +186,13 @@ def build_cache(live: LiveTeacher, inputs: Tensor, targets: Tensor, augment: Bat
     return CachedTeacher(live, arrays, classes, device, build_seconds=seconds, nbytes=nbytes)
 
 
-def by_length(inputs: Tensor, rows: Tensor) -> Tensor:
-    """Token-id rows shortest first, so a chunk pads only to about its own length (text models drop a
-    batch's all-padding columns). Only speed depends on the order: each row is stored at its index.
-    Length counts non-zero ids (0 is the pad id of BERT vocabularies)."""
-    if inputs.dtype != torch.long or inputs.dim() != 2:
+def in_length_order(live: LiveTeacher, inputs: Tensor, rows: Tensor) -> Tensor:
+    """``rows`` with sentences (token ids) shortest first, so that each chunk of the build pads only
+    to about its own length; other inputs unchanged. Only speed depends on the order: every row is
+    stored at its own index."""
+    if not is_token_ids(inputs):
         return rows
-    lengths = (inputs[rows.to(inputs.device)] != 0).sum(1).cpu()
-    return rows[torch.argsort(lengths, stable=True)]
+    return rows[length_order(inputs[rows.to(inputs.device)], getattr(live.model, "pad_id", 0))]
 
 
 def _fill(live, inputs, targets, augment, seed, views, options, directory, layout, key) -> dict[str, np.ndarray]:
@@ -204,7 +204,7 @@ def _fill(live, inputs, targets, augment, seed, views, options, directory, layou
             store.create_arrays(directory, layout)
         dist.barrier()
         arrays = store.open_arrays(directory, layout, mode="r+")
-    rows = by_length(inputs, torch.arange(dist.rank(), len(inputs), dist.world_size()))
+    rows = in_length_order(live, inputs, torch.arange(dist.rank(), len(inputs), dist.world_size()))
     for view in range(views):
         params = view_params(augment, len(inputs), seed, view) if augment is not None else None
         for start in range(0, len(rows), options.chunk):
