@@ -10,6 +10,7 @@ import torch
 
 from distill.config.schema import DataConfig
 from distill.data.text import (
+    BlankRowsWarning,
     BucketedBatches,
     Sentences,
     check_labels,
@@ -162,3 +163,38 @@ def test_text_root_follows_the_environment(monkeypatch, tmp_path):
     assert text_root("/elsewhere") == Path("/elsewhere")
     monkeypatch.delenv("DISTILL_TEXT_DIR")
     assert text_root().parts[-3:] == ("shared", "data", "text")
+
+
+def test_blank_rows_are_skipped_counted_and_named_or_refused(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_text("1 a good movie\n0 \n1\n\n0 a bad film\n")  # lines 2 and 3: a label, no sentence
+    with pytest.warns(BlankRowsWarning, match=r"d\.txt: skipped 2 rows with a label and no sentence \(line 2, 3\)"):
+        data = read_sentences(path)
+    assert data.texts == ["a good movie", "a bad film"] and data.labels == [1, 0]
+    assert data.blank_lines == [2, 3]
+    with pytest.raises(DataError, match=r"d\.txt: 2 rows with a label and no sentence \(line 2, 3\); "
+                                        r".*data\.text\.blank_rows: skip"):
+        read_sentences(path, blank_rows="error")
+    many = tmp_path / "many.txt"
+    many.write_text("1 fine\n" + "0\n" * 12)
+    with pytest.warns(BlankRowsWarning, match=r"skipped 12 rows .*line 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 2 more"):
+        read_sentences(many)
+    table = tmp_path / "d.csv"
+    table.write_text('text,label\nfine,1\n"  ",0\n,1\nok,0\n')
+    with pytest.warns(BlankRowsWarning, match=r"d\.csv: skipped 2 rows .*\(line 3, 4\)"):
+        assert read_sentences(table).texts == ["fine", "ok"]
+    path.write_text("x \n1 ok\n")  # not a label: a malformed line, not a blank example
+    with pytest.raises(DataError, match=r"d\.txt:1: expected 'LABEL SENTENCE', got 'x '"):
+        read_sentences(path)
+
+
+def test_blank_rows_policy_in_config_and_counts_in_splits(tmp_path):
+    rows = "".join(f"{i % 2} sentence number {i}\n" for i in range(40)) + "1 \n"
+    (tmp_path / "all.txt").write_text(rows)
+    cfg = DataConfig(dataset="text_files", text={"root": str(tmp_path), "train": "all.txt"})
+    with pytest.warns(BlankRowsWarning):
+        splits, _ = read_splits(cfg)
+    assert splits["train"].blank_lines == [41] and sum(len(s) for s in splits.values()) == 40
+    strict = DataConfig(dataset="text_files", text={"root": str(tmp_path), "train": "all.txt", "blank_rows": "error"})
+    with pytest.raises(DataError, match=r"all\.txt: 1 row with a label and no sentence \(line 41\)"):
+        read_splits(strict)

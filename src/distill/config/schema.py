@@ -41,6 +41,9 @@ class TextConfig(Strict):
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved for validation when no file")
     test_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved for test when no file")
     max_length: int = Field(64, ge=4, description="token ids per sentence (longer ones are truncated)")
+    blank_rows: Literal["skip", "error"] = Field(
+        "skip", description="rows with a label and no sentence: skip them with a warning naming their lines, "
+                            "or error (strict)")
     tokenizer: str | None = Field(None, description="tokenizer directory; null = the teacher model's own")
     transfer_set: TransferSetConfig | None = Field(None, description="null = distil on the training set only")
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,16 +32,43 @@ KNOWN = {
 }
 
 
+class BlankRowsWarning(UserWarning):
+    """Rows with a label and no sentence were skipped (``data.text.blank_rows: skip``)."""
+
+
 @dataclass
 class Sentences:
     texts: list[str]
     labels: list[int]
+    # Line numbers of the rows that had a label but no sentence and were skipped.
+    blank_lines: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def take(self, index) -> Sentences:
         return Sentences([self.texts[i] for i in index], [self.labels[i] for i in index])
+
+
+BLANK_ROW_POLICIES = ("skip", "error")
+SHOWN_LINES = 10  # line numbers named in a warning or error; the count covers the rest
+
+
+def _line_list(lines: list[int]) -> str:
+    shown = ", ".join(map(str, lines[:SHOWN_LINES]))
+    return shown + (f" and {len(lines) - SHOWN_LINES} more" if len(lines) > SHOWN_LINES else "")
+
+
+def report_blank_rows(path: Path, lines: list[int], policy: str) -> None:
+    """Warn (``skip``) or fail (``error``) about rows with a label and no sentence, naming their lines."""
+    if not lines:
+        return
+    rows = "row" if len(lines) == 1 else "rows"
+    if policy == "error":
+        raise DataError(f"{path}: {len(lines)} {rows} with a label and no sentence (line {_line_list(lines)}); "
+                        f"remove them, or set data.text.blank_rows: skip to skip them")
+    warnings.warn(f"{path}: skipped {len(lines)} {rows} with a label and no sentence (line {_line_list(lines)}); "
+                  f"set data.text.blank_rows: error to refuse such files", BlankRowsWarning, stacklevel=2)
 
 
 def text_root(root: str | os.PathLike | None = None) -> Path:
@@ -60,18 +88,23 @@ def _label(raw, where: str, label_names: list[str] | None) -> int:
 
 
 def _read_txt(path: Path, label_names) -> Sentences:
-    texts, labels = [], []
+    texts, labels, blank = [], [], []
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             line = line.rstrip("\n").rstrip("\r")
             if not line.strip():
                 continue
-            label, _, sentence = line.partition(" ")
+            label, _, sentence = line.strip().partition(" ")
             if not sentence.strip():
-                raise DataError(f"{path}:{number}: expected 'LABEL SENTENCE', got {line[:80]!r}")
+                try:  # a valid label with nothing after it is a blank example, anything else malformed
+                    _label(label, f"{path}:{number}", label_names)
+                except DataError:
+                    raise DataError(f"{path}:{number}: expected 'LABEL SENTENCE', got {line[:80]!r}") from None
+                blank.append(number)
+                continue
             labels.append(_label(label, f"{path}:{number}", label_names))
             texts.append(sentence.strip())
-    return Sentences(texts, labels)
+    return Sentences(texts, labels, blank)
 
 
 def _rows(path: Path):
@@ -94,19 +127,30 @@ def _rows(path: Path):
 
 
 def _read_table(path: Path, text_column: str, label_column: str, label_names) -> Sentences:
-    texts, labels = [], []
+    texts, labels, blank = [], [], []
     for number, row in _rows(path):
         missing = [c for c in (text_column, label_column) if row.get(c) in (None, "")]
+        if missing == [text_column] or (not missing and not str(row[text_column]).strip()):
+            _label(row[label_column], f"{path}:{number}", label_names)
+            blank.append(number)
+            continue
         if missing:
             raise DataError(f"{path}:{number}: no value for column(s) {', '.join(missing)} in {str(row)[:80]}")
         texts.append(str(row[text_column]).strip())
         labels.append(_label(row[label_column], f"{path}:{number}", label_names))
-    return Sentences(texts, labels)
+    return Sentences(texts, labels, blank)
 
 
 def read_sentences(path: str | os.PathLike, text_column: str = "text", label_column: str = "label",
-                   label_names: list[str] | None = None) -> Sentences:
-    """Read one file (.txt ``LABEL SENTENCE``, .csv or .jsonl); errors name the file and line."""
+                   label_names: list[str] | None = None, blank_rows: str = "skip") -> Sentences:
+    """Read one file (.txt ``LABEL SENTENCE``, .csv or .jsonl); errors name the file and line.
+
+    Rows with a label and no sentence (public sets have a few) are skipped with a
+    ``BlankRowsWarning`` naming their lines (``blank_rows="skip"``) or refused (``"error"``);
+    their line numbers are kept in ``Sentences.blank_lines``.
+    """
+    if blank_rows not in BLANK_ROW_POLICIES:
+        raise ValueError(f"blank_rows must be one of {BLANK_ROW_POLICIES}, got {blank_rows!r}")
     path = Path(path)
     if not path.is_file():
         raise DataError(f"text file not found: {path}")
@@ -114,6 +158,7 @@ def read_sentences(path: str | os.PathLike, text_column: str = "text", label_col
         data = _read_table(path, text_column, label_column, label_names)
     else:
         data = _read_txt(path, label_names)
+    report_blank_rows(path, data.blank_lines, blank_rows)
     if len(data) == 0:
         raise DataError(f"{path} holds no examples")
     return data

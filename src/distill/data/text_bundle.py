@@ -36,9 +36,11 @@ def read_splits(cfg: DataConfig) -> tuple[dict[str, Sentences], list[str] | None
     """train / val / test sentences: the files as given, missing splits carved from train (seeded)."""
     text = cfg.text
     names = text.label_names or (KNOWN[cfg.dataset]["classes"] if cfg.dataset in KNOWN else None)
-    read = lambda p: read_sentences(p, text.text_column, text.label_column, text.label_names)  # noqa: E731
+    read = lambda p: read_sentences(p, text.text_column, text.label_column, text.label_names,  # noqa: E731
+                                    text.blank_rows)
     files = _files(cfg)
     train = read(files["train"])
+    train_blank = train.blank_lines
     test = read(files["test"]) if files["test"] else None
     if test is None:
         train, test = seeded_split(train, text.test_fraction, cfg.split_seed + 1)
@@ -49,6 +51,7 @@ def read_splits(cfg: DataConfig) -> tuple[dict[str, Sentences], list[str] | None
         train = train.take(range(min(cfg.train_subset, len(train))))
     if cfg.test_subset is not None:
         test = test.take(range(min(cfg.test_subset, len(test))))
+    train.blank_lines = train_blank  # the train file's skipped rows (carved splits came from it)
     return {"train": train, "val": val, "test": test}, names
 
 
@@ -67,6 +70,8 @@ def load_text_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBund
     meta = {
         "text": True,
         "lengths": stats,
+        # rows with a label and no sentence skipped in each split's file (train: also the carved splits')
+        "blank_rows_skipped": {name: len(s.blank_lines) for name, s in splits.items()},
         "sentences": {name: s.texts for name, s in splits.items()},
         "model_context": {"vocab_size": len(tokenizer), "pad_id": tokenizer.pad_token_id,
                           "teacher_path": teacher_path},
