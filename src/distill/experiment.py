@@ -78,9 +78,13 @@ def check_same_config(run_dir: Path, cfg: ExperimentConfig) -> None:
 
 
 def data_context(spec: ModelConfig, data: DataBundle) -> dict:
-    """Text data tells the models its tokenizer (vocab_size, pad_id, teacher_path) unless the config does."""
-    return {k: v for k, v in data.meta.get("model_context", {}).items()
-            if k in model_options(spec.name) and k not in spec.options}
+    """Text data tells the models its tokenizer (vocab_size, pad_id, teacher_path) unless the config does,
+    and the tokens of its training data to a student that keeps only those (``vocabulary: data``)."""
+    context = {k: v for k, v in data.meta.get("model_context", {}).items()
+               if k in model_options(spec.name) and k not in spec.options}
+    if spec.options.get("vocabulary", "full") != "data":
+        context.pop("data_vocabulary", None)  # not recorded in checkpoints of students that do not use it
+    return context
 
 
 def model_meta(spec: ModelConfig, data: DataBundle) -> dict:

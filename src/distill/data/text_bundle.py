@@ -55,6 +55,12 @@ def read_splits(cfg: DataConfig) -> tuple[dict[str, Sentences], list[str] | None
     return {"train": train, "val": val, "test": test}, names
 
 
+def data_vocabulary(id_tensors: list[torch.Tensor], tokenizer) -> list[int]:
+    """Sorted token ids that occur in ``id_tensors``, plus the tokenizer's special tokens."""
+    seen = torch.unique(torch.cat([t.reshape(-1) for t in id_tensors])).tolist()
+    return sorted(set(seen) | set(tokenizer.all_special_ids))
+
+
 def load_text_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
     from distill.models.hf import load_tokenizer
 
@@ -74,7 +80,7 @@ def load_text_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBund
         "blank_rows_skipped": {name: len(s.blank_lines) for name, s in splits.items()},
         "sentences": {name: s.texts for name, s in splits.items()},
         "model_context": {"vocab_size": len(tokenizer), "pad_id": tokenizer.pad_token_id,
-                          "teacher_path": teacher_path},
+                          "unk_id": tokenizer.unk_token_id, "teacher_path": teacher_path},
         "transfer": None,
     }
     transfer = cfg.text.transfer_set
@@ -85,6 +91,9 @@ def load_text_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBund
         ids, stats["transfer"] = tokenize(tokenizer, texts, max_length)
         meta["transfer"] = Split(ids, torch.full((len(texts),), UNLABELLED, dtype=torch.long))
         meta["sentences"]["transfer"] = texts
+    # The tokens a student with `vocabulary: data` keeps: those of the training data and transfer set.
+    seen = [tensors["train"].inputs] + ([meta["transfer"].inputs] if meta["transfer"] is not None else [])
+    meta["model_context"]["data_vocabulary"] = data_vocabulary(seen, tokenizer)
     class_names = list(names) if names else [str(i) for i in range(num_classes)]
     return DataBundle(cfg.dataset, tensors["train"], tensors["val"], tensors["test"], num_classes,
                       class_names, augment=None, meta=meta)

@@ -34,6 +34,14 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, spec
 
 
+def shown_spec(spec: dict) -> dict:
+    """The model description to print: a kept vocabulary (thousands of token ids) shown by its size."""
+    options = spec.get("options", {})
+    if not isinstance(options.get("data_vocabulary"), list):
+        return spec
+    return {**spec, "options": {**options, "data_vocabulary": f"{len(options['data_vocabulary'])} token ids"}}
+
+
 def rebuild_model(tensors: dict[str, torch.Tensor], spec: dict, context: dict | None = None) -> nn.Module:
     accepted = model_options(spec["name"]) if spec["name"] in MODELS.names() else {}
     options = {**{k: v for k, v in (context or {}).items() if k in accepted}, **spec.get("options", {})}
@@ -122,7 +130,7 @@ def evaluate_checkpoint(path: str | Path, data_root: str | None = None, split: s
     prepare = input_preparer(model, True)
     logits = predict(model, part.inputs, batch_size, prepare)
     task = cfg.get("task") or "classification"
-    result = {"checkpoint": str(path), "model": spec, "dataset": data.name, "data_from": source, "task": task,
+    result = {"checkpoint": str(path), "model": shown_spec(spec), "dataset": data.name, "data_from": source, "task": task,
               "split": split, "samples": len(part)}
     if task == "regression":
         result.update(regression_metrics(logits, part.targets, data.meta.get("target_std", 1.0)))

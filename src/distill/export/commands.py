@@ -12,7 +12,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from distill.data.run_data import enclosing_run, is_text_config, run_data
-    from distill.evaluate.checkpoint_eval import load_checkpoint_model
+    from distill.evaluate.checkpoint_eval import load_checkpoint_model, shown_spec
     from distill.export.pipeline import export_model, resolve_target, write_report
     from distill.export.table import cost_table
 
@@ -27,7 +27,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     name = "student" if run_dir else checkpoint.stem.removesuffix("-best")
     report = export_model(model, data, out, name, args.quantize, args.opset, args.calibration_batches,
                           batch_size=args.batch, repeats=args.repeats, threads=args.threads or None)
-    report = {"checkpoint": str(checkpoint), "model_spec": spec, **report}
+    report = {"checkpoint": str(checkpoint), "model_spec": shown_spec(spec), **report}
     write_report(out / "export.json", report)
     console = Console()
     rows = [report[k] for k in ("pytorch", "fp32", "int8") if k in report]

@@ -17,6 +17,7 @@ from distill.export.onnx_export import export_onnx
 from distill.export.quantize import calibration_batches, choose_method, quantize_int8
 from distill.export.runtime import accuracy, session
 from distill.models.predict import predict
+from distill.models.text_vocab import find_token_map
 from distill.train.checkpoint import atomic_write_text
 from distill.train.trainer import input_preparer
 
@@ -60,6 +61,12 @@ def onnx_metadata(model: nn.Module, data: DataBundle) -> dict:
         meta.update({"distill.input": "token_ids", "distill.max_length": data.test.inputs.shape[1],
                      "distill.pad_id": getattr(model, "pad_id", context.get("pad_id")),
                      "distill.vocab_size": context.get("vocab_size")})
+        token_map = find_token_map(model)
+        if token_map is not None:
+            # The graph maps the tokenizer's ids to its own rows itself; this records which tokens it kept
+            # (row i is tokenizer id kept[i]; every other id is read as [UNK]).
+            meta.update({"distill.vocabulary": json.dumps(token_map.kept.tolist()),
+                         "distill.unk_id": token_map.unk_id})
     else:
         meta["distill.input"] = "float"
     return meta

@@ -10,6 +10,10 @@ All take token ids (N, L) from the teacher's tokenizer; ``pad_id`` marks padding
 recurrent and convolutional students can start from the teacher's (pretrained) token
 embeddings (``init_embeddings_from_teacher``). ``teacher_path``, ``vocab_size`` and ``pad_id``
 default to the text data's tokenizer (filled in by the experiment), else the default teacher.
+
+Small students (``text_vocab``): ``vocabulary: data`` keeps only the tokens of the training data
+and transfer set (``data_vocabulary``, filled in by the experiment; the rest map to [UNK]), and
+``embedding_dim`` below the teacher's width starts the table from the PCA of the teacher's rows.
 """
 
 from __future__ import annotations
@@ -25,25 +29,35 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from distill.errors import ConfigError
 from distill.models import hf
 from distill.models.registry import register_model
+from distill.models.text_vocab import MappedEmbedding, TokenMap, student_table, token_map_for
 
 
 def make_embedding(vocab_size: int | None, embedding_dim: int | None, pad_id: int | None,
-                   teacher_path: str | None, from_teacher: bool, freeze: bool) -> tuple[nn.Embedding, int]:
-    """An embedding table, optionally copied from the teacher's pretrained token embeddings."""
-    if from_teacher:
-        weight = hf.teacher_embeddings(teacher_path).clone()
-        if embedding_dim not in (None, weight.shape[1]):
-            raise ConfigError(f"init_embeddings_from_teacher needs embedding_dim {weight.shape[1]} "
-                              f"(the teacher's), got {embedding_dim}")
-        if vocab_size not in (None, weight.shape[0]):
-            raise ConfigError(f"vocab_size {vocab_size} differs from the teacher's {weight.shape[0]}")
-        emb = nn.Embedding.from_pretrained(weight, freeze=freeze, padding_idx=pad_id)
+                   teacher_path: str | None, from_teacher: bool, freeze: bool,
+                   token_map: TokenMap | None = None) -> tuple[nn.Embedding, int]:
+    """An embedding table, optionally copied from the teacher's pretrained token embeddings (PCA-reduced
+    when ``embedding_dim`` is narrower); with ``token_map``, one row per kept token only."""
+    if vocab_size is None:
+        vocab_size = hf.load_config(teacher_path).vocab_size
+    rows = len(token_map) if token_map is not None else vocab_size
+    pad_row = token_map.row(pad_id) if token_map is not None and pad_id is not None else pad_id
+    weight = student_table(hf.teacher_embeddings(teacher_path) if from_teacher else None, token_map,
+                           embedding_dim, rows)
+    if weight is not None:
+        emb = nn.Embedding.from_pretrained(weight, freeze=freeze, padding_idx=pad_row)
     else:
-        if vocab_size is None:
-            vocab_size = hf.load_config(teacher_path).vocab_size
-        emb = nn.Embedding(vocab_size, embedding_dim or 300, padding_idx=pad_id)
+        emb = nn.Embedding(rows, embedding_dim or 300, padding_idx=pad_row)
         emb.weight.requires_grad_(not freeze)
     return emb, pad_id
+
+
+def _rows(vocabulary: TokenMap | None, ids: Tensor) -> Tensor:
+    """Teacher token ids -> rows of the student's table (the same ids with the full vocabulary)."""
+    return ids if vocabulary is None else vocabulary(ids)
+
+
+def _vocab_size(vocab_size: int | None, teacher_path: str | None) -> int:
+    return vocab_size if vocab_size is not None else hf.load_config(teacher_path).vocab_size
 
 
 def _pad_id(pad_id: int | None, teacher_path: str | None) -> int:
@@ -55,9 +69,9 @@ def _pad_id(pad_id: int | None, teacher_path: str | None) -> int:
 
 class BiLSTM(nn.Module):
     def __init__(self, embedding: nn.Embedding, pad_id: int, num_classes: int, hidden: int, fc: int,
-                 dropout: float):
+                 dropout: float, vocabulary: TokenMap | None = None):
         super().__init__()
-        self.embedding, self.pad_id = embedding, pad_id
+        self.embedding, self.pad_id, self.vocabulary = embedding, pad_id, vocabulary
         self.lstm = nn.LSTM(embedding.embedding_dim, hidden, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Sequential(nn.Linear(2 * hidden, fc), nn.ReLU(inplace=True), nn.Dropout(dropout))
@@ -66,7 +80,7 @@ class BiLSTM(nn.Module):
     def forward(self, ids: Tensor) -> Tensor:
         ids = hf.trim(ids, self.pad_id)
         lengths = (ids != self.pad_id).sum(1).clamp_min(1)
-        x = self.dropout(self.embedding(ids))
+        x = self.dropout(self.embedding(_rows(self.vocabulary, ids)))
         if torch.onnx.is_in_onnx_export():
             h = _OnnxPackedLSTM.apply(x, lengths, *onnx_lstm_weights(self.lstm))
         else:
@@ -133,9 +147,9 @@ class _OnnxPackedLSTM(torch.autograd.Function):
 
 class TextCNN(nn.Module):
     def __init__(self, embedding: nn.Embedding, pad_id: int, num_classes: int, kernel_sizes: Sequence[int],
-                 filters: int, dropout: float):
+                 filters: int, dropout: float, vocabulary: TokenMap | None = None):
         super().__init__()
-        self.embedding, self.pad_id = embedding, pad_id
+        self.embedding, self.pad_id, self.vocabulary = embedding, pad_id, vocabulary
         self.kernel_sizes = tuple(kernel_sizes)
         self.convs = nn.ModuleList(nn.Conv1d(embedding.embedding_dim, filters, k) for k in self.kernel_sizes)
         self.dropout = nn.Dropout(dropout)
@@ -146,7 +160,7 @@ class TextCNN(nn.Module):
         # windows that start inside it, however much padding the batch had: the output of a sentence
         # does not depend on its batch, and the ONNX export (which keeps all the padding) matches.
         ids = F.pad(hf.trim(ids, self.pad_id), (0, max(self.kernel_sizes) - 1), value=self.pad_id)
-        x = self.embedding(ids).transpose(1, 2)  # (N, D, L)
+        x = self.embedding(_rows(self.vocabulary, ids)).transpose(1, 2)  # (N, D, L)
         valid = (ids != self.pad_id)
         pooled = []
         for conv in self.convs:
@@ -161,25 +175,29 @@ class TextCNN(nn.Module):
 @register_model("bilstm")
 def bilstm(input_shape: tuple[int, ...], num_classes: int, hidden: int = 300, fc: int = 400,
            dropout: float = 0.1, embedding_dim: int | None = None, init_embeddings_from_teacher: bool = True,
-           freeze_embeddings: bool = False, vocab_size: int | None = None, pad_id: int | None = None,
+           freeze_embeddings: bool = False, vocabulary: str = "full", vocab_size: int | None = None,
+           pad_id: int | None = None, unk_id: int | None = None, data_vocabulary: list[int] | None = None,
            teacher_path: str | None = None) -> nn.Module:
     """BiLSTM sentence classifier (Tang et al. 2019's student)."""
     pad = _pad_id(pad_id, teacher_path)
+    token_map = token_map_for(vocabulary, data_vocabulary, _vocab_size(vocab_size, teacher_path), unk_id)
     emb, _ = make_embedding(vocab_size, embedding_dim, pad, teacher_path, init_embeddings_from_teacher,
-                            freeze_embeddings)
-    return BiLSTM(emb, pad, num_classes, hidden, fc, dropout)
+                            freeze_embeddings, token_map)
+    return BiLSTM(emb, pad, num_classes, hidden, fc, dropout, token_map)
 
 
 @register_model("textcnn")
 def textcnn(input_shape: tuple[int, ...], num_classes: int, kernel_sizes: Sequence[int] = (3, 4, 5),
             filters: int = 100, dropout: float = 0.5, embedding_dim: int | None = None,
-            init_embeddings_from_teacher: bool = True, freeze_embeddings: bool = False,
-            vocab_size: int | None = None, pad_id: int | None = None, teacher_path: str | None = None) -> nn.Module:
+            init_embeddings_from_teacher: bool = True, freeze_embeddings: bool = False, vocabulary: str = "full",
+            vocab_size: int | None = None, pad_id: int | None = None, unk_id: int | None = None,
+            data_vocabulary: list[int] | None = None, teacher_path: str | None = None) -> nn.Module:
     """Kim (2014) CNN: 1-D convolutions of widths ``kernel_sizes``, max over time, dropout, linear."""
     pad = _pad_id(pad_id, teacher_path)
+    token_map = token_map_for(vocabulary, data_vocabulary, _vocab_size(vocab_size, teacher_path), unk_id)
     emb, _ = make_embedding(vocab_size, embedding_dim, pad, teacher_path, init_embeddings_from_teacher,
-                            freeze_embeddings)
-    return TextCNN(emb, pad, num_classes, kernel_sizes, filters, dropout)
+                            freeze_embeddings, token_map)
+    return TextCNN(emb, pad, num_classes, kernel_sizes, filters, dropout, token_map)
 
 
 def truncated_encoder(teacher: nn.Module, layers: Sequence[int]) -> nn.Module:
@@ -197,12 +215,35 @@ def truncated_encoder(teacher: nn.Module, layers: Sequence[int]) -> nn.Module:
     return student
 
 
+def shrink_word_embeddings(encoder: nn.Module, token_map: TokenMap | None, embedding_dim: int | None,
+                           from_teacher: bool) -> None:
+    """Give a Hugging Face encoder a smaller vocabulary and/or a narrower (factorised) token table,
+    starting from its current one (the teacher's pretrained table when the layers were copied)."""
+    current = encoder.embeddings.word_embeddings
+    if token_map is None and embedding_dim in (None, current.embedding_dim):
+        return
+    pad = encoder.config.pad_token_id
+    pad_row = None if pad is None else (token_map.row(pad) if token_map is not None else pad)
+    if from_teacher:
+        encoder.embeddings.word_embeddings = MappedEmbedding.from_teacher(
+            current.weight.detach(), token_map, embedding_dim, pad_row, freeze=False)
+    else:
+        rows = len(token_map) if token_map is not None else current.num_embeddings
+        table = nn.Embedding(rows, embedding_dim or current.embedding_dim, padding_idx=pad_row)
+        encoder.embeddings.word_embeddings = MappedEmbedding(token_map, table, current.embedding_dim)
+
+
 @register_model("text_transformer")
 def text_transformer(input_shape: tuple[int, ...], num_classes: int, layers: int = 2,
                      init_from_teacher: dict | None = None, hidden_size: int | None = None,
                      heads: int | None = None, intermediate_size: int | None = None, dropout: float = 0.1,
-                     freeze_embeddings: bool = False, teacher_path: str | None = None) -> nn.Module:
-    """A 1-3 layer transformer of the teacher's kind; ``init_from_teacher: {layers: [...]}`` copies layers."""
+                     freeze_embeddings: bool = False, vocabulary: str = "full", embedding_dim: int | None = None,
+                     vocab_size: int | None = None, unk_id: int | None = None,
+                     data_vocabulary: list[int] | None = None, teacher_path: str | None = None) -> nn.Module:
+    """A 1-3 layer transformer of the teacher's kind; ``init_from_teacher: {layers: [...]}`` copies layers.
+
+    ``vocabulary: data`` and ``embedding_dim`` shrink its token table as for the other students (a
+    narrower table gets a linear projection up to the hidden size, from the PCA when copied)."""
     if init_from_teacher is not None:
         unknown = set(init_from_teacher) - {"layers"}
         if unknown or "layers" not in init_from_teacher:
@@ -218,6 +259,8 @@ def text_transformer(input_shape: tuple[int, ...], num_classes: int, layers: int
         config.num_attention_heads = heads or config.num_attention_heads
         config.intermediate_size = intermediate_size or 4 * config.hidden_size
         encoder = hf.encoder_from_config(config)
+    token_map = token_map_for(vocabulary, data_vocabulary, _vocab_size(vocab_size, teacher_path), unk_id)
+    shrink_word_embeddings(encoder, token_map, embedding_dim, init_from_teacher is not None)
     if freeze_embeddings:
         for p in encoder.embeddings.parameters():
             p.requires_grad_(False)
