@@ -17,6 +17,7 @@ from distill.config.load import dump_config
 from distill.config.schema import ExperimentConfig, ModelConfig
 from distill.data.batches import InMemoryBatches
 from distill.data.bundle import DataBundle, load_data
+from distill.data.text import BucketedBatches, is_token_ids
 from distill.errors import CompatibilityError, ConfigError
 from distill.evaluate.cost import model_cost
 from distill.evaluate.metrics import classification_metrics
@@ -162,12 +163,17 @@ class Experiment:
             targets = torch.cat([targets, transfer.targets.to(targets.device)])
         return inputs, targets
 
-    def _batches(self, train_cfg, views: int | None = None, transfer=None) -> InMemoryBatches:
+    def _batches(self, train_cfg, views: int | None = None, transfer=None) -> InMemoryBatches | BucketedBatches:
         inputs, targets = self._training_set(transfer)
         world = dist.world_size()
         if train_cfg.batch_size % world:
             raise ConfigError(f"batch_size {train_cfg.batch_size} is the global batch; it must divide evenly "
                               f"over {world} processes")
+        if world == 1 and is_token_ids(inputs) and self.cfg.data.text.length_buckets:
+            # Sentences of similar length per batch: text models drop the all-padding columns, so an
+            # epoch costs about the sentences' own lengths instead of each random batch's longest.
+            pad_id = self.data.meta.get("model_context", {}).get("pad_id") or 0
+            return BucketedBatches(inputs, targets, train_cfg.batch_size, pad_id=pad_id, seed=self.cfg.seed)
         return InMemoryBatches(inputs, targets, train_cfg.batch_size // world, shuffle=True,
                                augment=self.data.augment, seed=self.cfg.seed, rank=dist.rank(),
                                world_size=world, views=views)
