@@ -10,6 +10,7 @@ from distill.methods import (  # noqa: F401  (registers the built-in methods)
     fitnets,
     kd,
     lskd,
+    minilm,
     pkt,
     regression,
     rkd,
