@@ -198,3 +198,15 @@ def test_blank_rows_policy_in_config_and_counts_in_splits(tmp_path):
     strict = DataConfig(dataset="text_files", text={"root": str(tmp_path), "train": "all.txt", "blank_rows": "error"})
     with pytest.raises(DataError, match=r"all\.txt: 1 row with a label and no sentence \(line 41\)"):
         read_splits(strict)
+
+
+@pytest.mark.skipif(not (text_root() / "mpqa.all.txt").is_file(), reason="shared SUBJ/MPQA files not present")
+def test_subj_and_mpqa_get_val_and_test_carved_with_a_fixed_seed():
+    with pytest.warns(BlankRowsWarning, match=r"mpqa\.all\.txt: skipped 3 rows .*\(line 6415, 7294, 10606\)"):
+        splits, names = read_splits(DataConfig(dataset="mpqa"))
+    assert names == ["negative", "positive"]
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [8589, 954, 1060]
+    again, _ = read_splits(DataConfig(dataset="mpqa"))
+    assert again["test"].texts == splits["test"].texts  # the same carve every time (data.split_seed)
+    subj, names = read_splits(DataConfig(dataset="subj"))
+    assert names == ["subjective", "objective"] and sum(len(s) for s in subj.values()) == 10000

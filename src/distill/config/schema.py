@@ -28,7 +28,7 @@ class TransferSetConfig(Strict):
 
 
 class TextConfig(Strict):
-    """Sentence classification (data.dataset: sst2, trec or text_files)."""
+    """Sentence classification (data.dataset: sst2, trec, subj, mpqa or text_files)."""
 
     root: str | None = Field(None, description="directory of the files; default $DISTILL_TEXT_DIR or "
                                                "../shared/data/text relative to the project root")
@@ -51,9 +51,10 @@ class TextConfig(Strict):
 
 
 class DataConfig(Strict):
-    dataset: Literal["fashion_mnist", "diabetes", "sst2", "trec", "text_files"] = Field(
+    dataset: Literal["fashion_mnist", "diabetes", "sst2", "trec", "subj", "mpqa", "text_files"] = Field(
         "fashion_mnist", description="diabetes: scikit-learn's regression data (task: regression); "
-                                     "sst2, trec, text_files: sentence classification (see data.text)")
+                                     "sst2, trec, subj, mpqa, text_files: sentence classification "
+                                     "(see data.text)")
     text: TextConfig = Field(default_factory=TextConfig, description="options of the text datasets")
     root: str | None = Field(None, description="directory of the IDX files; default $DISTILL_FASHION_MNIST_DIR "
                                                "or /usr/share/datasets/fashion-mnist")

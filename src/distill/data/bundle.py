@@ -76,7 +76,7 @@ def load_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
     """The configured dataset; text datasets are tokenised with the teacher's tokenizer (``teacher_path``)."""
     if cfg.dataset == "diabetes":
         return load_diabetes_bundle(cfg)
-    if cfg.dataset in ("sst2", "trec", "text_files"):
+    if cfg.dataset in ("sst2", "trec", "subj", "mpqa", "text_files"):
         from distill.data.text_bundle import load_text_data
 
         return load_text_data(cfg, teacher_path)

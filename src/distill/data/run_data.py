@@ -13,7 +13,7 @@ import yaml
 from distill.config.schema import DataConfig
 from distill.data.bundle import DataBundle, load_data
 
-TEXT_DATASETS = ("sst2", "trec", "text_files")
+TEXT_DATASETS = ("sst2", "trec", "subj", "mpqa", "text_files")
 
 
 def enclosing_run(checkpoint: Path) -> Path | None:

@@ -29,6 +29,9 @@ KNOWN = {
              "classes": ["negative", "positive"]},
     "trec": {"train": "trec.train.txt", "val": None, "test": "trec.test.txt",
              "classes": ["DESC", "ENTY", "ABBR", "HUM", "LOC", "NUM"]},
+    # No splits shipped (usually 10-fold cross-validation): val and test are carved with data.split_seed.
+    "subj": {"train": "subj.all.txt", "val": None, "test": None, "classes": ["subjective", "objective"]},
+    "mpqa": {"train": "mpqa.all.txt", "val": None, "test": None, "classes": ["negative", "positive"]},
 }
 
 

@@ -20,7 +20,7 @@ from distill.train.trainer import input_preparer
 
 FASHION_MNIST_SHAPE = [1, 28, 28]
 # Datasets that --dataset names on its own: fixed files, nothing else to configure.
-NAMED_DATASETS = ("fashion_mnist", "sst2", "trec")
+NAMED_DATASETS = ("fashion_mnist", "sst2", "trec", "subj", "mpqa")
 WHICH_DATA = ("--config RUN/config.yaml (or the experiment YAML it was trained from)"
               f" or --dataset {{{','.join(NAMED_DATASETS)}}}")
 
