@@ -1,288 +1,217 @@
-"""Text distillation benchmark on SST-2 or TREC: MiniLM teacher -> BiLSTM / TextCNN / small transformer.
+"""Text distillation benchmark: one recipe (an experiment YAML), several datasets, 3 seeds, `distill run`'s path.
 
-The teacher is fine-tuned once (cached in --out); its logits on train, transfer set, val and
-test are computed once and reused by every distilled student. For each student and seed:
-trained alone (labels), distilled (KD on the training set) and distilled with the transfer
-set (KD on train + augmented unlabelled sentences). Results are appended to JSON as they
-come in, so a cut-off run still leaves its finished rows.
+Every number comes from `distill.experiment.run_experiment` on the config, exactly as
+`distill run CONFIG --set ...` would produce it: per dataset and seed, one run trains the student
+alone (the baseline) and distilled, from the same initial weights. The teacher is trained by the
+first seed's run (or taken from --teacher-checkpoint) and reused by the others through
+`teacher.checkpoint`; its outputs on the training set and transfer set are cached once per
+dataset (`cache.dir`), so later seeds only train students.
 
-    .venv/bin/python benchmarks/text.py --out runs/bench-text
-    .venv/bin/python benchmarks/text.py --out runs/sst2-bench \
-        --teacher-checkpoint runs/sst2/checkpoints/teacher-best.safetensors --transfer-multiplier 4
-    .venv/bin/python benchmarks/text.py --dataset trec --out runs/bench-trec
+    python benchmarks/text.py --config examples/sst2.yaml --datasets sst2 --cost
+    python benchmarks/text.py --config examples/sst2.yaml --datasets trec mpqa subj --seeds 0 1 2
+    python benchmarks/text.py ... --teacher-checkpoint sst2=runs/sst2/checkpoints/teacher-best.safetensors
+
+`--cost` also exports the teacher and the seed-0 student of the first dataset to ONNX (fp32 and
+dynamic int8) and times both in onnxruntime in this one process, one thread, batch 1 on the
+median-length test sentence (median of `--repeats` runs): params, bytes, MACs and latency side by side.
+A finished run folder (its summary.json) is read back instead of being run again. Writes
+`--json` (default benchmarks/results/text_<datasets>.json) and prints markdown tables.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from distill.config.schema import DataConfig, TrainConfig
-from distill.data.text import BucketedBatches, predict_by_length
-from distill.data.text_bundle import load_text_data
-from distill.evaluate.cost import latency_ms
-from distill.knowledge.teacher import freeze
-from distill.methods.base import Outputs
-from distill.methods.kd import KD
-from distill.methods.supervised import Supervised
-from distill.models.registry import build_model, count_parameters
-from distill.train.checkpoint import load_weights_into
-from distill.train.trainer import Trainer
+from distill.config import load_config
+from distill.experiment import run_experiment
 
-TEACHER = {"name": "hf_classifier", "options": {"trainable_layers": 3}}
-TEACHER_TRAIN = TrainConfig(epochs=1, batch_size=32, optimizer="adamw", lr=1e-4, weight_decay=0.01,
-                            warmup_epochs=0.1, schedule="cosine", grad_clip=1.0)
-STUDENTS = {
-    # Token embeddings start from the teacher's and stay frozen (Kim's "static" variant): an AdamW update
-    # of 30522 x 384 embedding rows per step would dominate training time on a CPU.
-    "textcnn": ({"filters": 100, "freeze_embeddings": True}, TrainConfig(epochs=3, batch_size=50, optimizer="adamw", lr=1e-3,
-                                              weight_decay=0.0, schedule="cosine")),
-    "bilstm": ({"hidden": 200, "fc": 200, "freeze_embeddings": True}, TrainConfig(epochs=3, batch_size=50, optimizer="adamw", lr=1e-3,
-                                                       weight_decay=0.0, schedule="cosine", grad_clip=5.0)),
-    "text_transformer": ({"init_from_teacher": {"layers": [0, 5]}, "freeze_embeddings": True},
-                         TrainConfig(epochs=1, batch_size=32, optimizer="adamw", lr=2e-4, weight_decay=0.01,
-                                     warmup_epochs=0.1, schedule="cosine", grad_clip=1.0)),
-}
-KD_OPTIONS = {"temperature": 2.0, "alpha": 0.7, "beta": 0.3}
-# Per dataset: the data section (as in examples/<name>.yaml) and the teacher's epochs.
+ROOT = Path(__file__).resolve().parents[1]
+# How each dataset is named in a config; SUBJ and MPQA get val and test carved with data.split_seed.
 DATASETS = {
-    "sst2": ({"dataset": "sst2", "text": {"max_length": 64}}, 1),
-    "trec": ({"dataset": "trec", "text": {"max_length": 32, "val_fraction": 0.1}}, 2),
+    "sst2": ["data.dataset=sst2"],
+    "trec": ["data.dataset=trec"],
+    "subj": ["data.dataset=subj"],
+    "mpqa": ["data.dataset=mpqa"],
 }
 
 
-class CachedTeacher:
-    """Looks up the teacher's stored logits by sample index (train rows first, then transfer rows)."""
-
-    def __init__(self, logits: torch.Tensor):
-        self.logits = logits
-
-    def __call__(self, batch) -> Outputs:
-        if batch.index is None:  # the trainer's probe: shapes only
-            return Outputs(self.logits[: len(batch.targets)].clone())
-        return Outputs(self.logits[batch.index])
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    return float((logits.argmax(-1) == targets).float().mean())
+def run_one(config: str, overrides: list[str], run_dir: Path, log) -> dict:
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file():
+        log(f"{run_dir}: finished earlier, read back")
+        return json.loads(summary_path.read_text())
+    cfg = load_config(config, overrides)
+    started = time.process_time()
+    summary = run_experiment(cfg, run_dir, quiet=True)
+    summary["process_cpu_seconds"] = time.process_time() - started
+    summary_path.write_text(json.dumps(summary, indent=1, default=str))
+    return summary
 
 
-def latencies(model, data, repeats: int) -> dict:
-    """Median CPU latency (1 thread) at batch 1 (a median-length test sentence) and batch 64."""
+def dataset_rows(args, dataset: str, log) -> dict:
+    out = Path(args.out) / dataset
+    teacher = args.teacher_checkpoints.get(dataset)
+    seeds = []
+    for seed in args.seeds:
+        overrides = [*DATASETS[dataset], *args.set, f"seed={seed}", f"cache.dir={out / 'teacher-cache'}",
+                     "evaluate.latency=false", "export.enabled=false"]
+        if teacher:
+            overrides.append(f"teacher.checkpoint={teacher}")
+        summary = run_one(args.config, overrides, out / f"seed{seed}", log)
+        models = summary["models"]
+        teacher = teacher or str(out / f"seed{seed}" / "checkpoints" / "teacher-best.safetensors")
+        row = {"seed": seed, "run_dir": str(out / f"seed{seed}"), **{
+            f"{role}_{key}": models[role][key] for role in ("teacher", "baseline", "student")
+            for key in ("accuracy", "params", "size_bytes", "train_seconds") if role in models}}
+        row["process_cpu_seconds"] = summary.get("process_cpu_seconds")
+        seeds.append(row)
+        log(f"{dataset} seed {seed}: teacher {row['teacher_accuracy']:.4f}, alone {row['baseline_accuracy']:.4f}, "
+            f"distilled {row['student_accuracy']:.4f}")
+    alone = [100 * r["baseline_accuracy"] for r in seeds]
+    distilled = [100 * r["student_accuracy"] for r in seeds]
+    gains = [d - a for d, a in zip(distilled, alone, strict=True)]
+    return {"dataset": dataset, "teacher_checkpoint": teacher, "seeds": seeds,
+            "teacher_accuracy": 100 * seeds[0]["teacher_accuracy"],
+            "alone": mean_sd(alone), "distilled": mean_sd(distilled), "gain": mean_sd(gains),
+            "gain_per_seed": gains}
+
+
+def macs(model: torch.nn.Module, ids: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass (torch's FLOP counter / 2: matmuls, linears, convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     model = model.cpu().eval()
-    lengths = (data.test.inputs != 0).sum(1)
-    median_row = int(torch.argsort(lengths)[len(lengths) // 2])
-    one = data.test.inputs[median_row : median_row + 1]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        b1 = latency_ms(model, one, 1, repeats)
-        b64 = statistics.median(_timed(model, data.test.inputs[i * 64 : (i + 1) * 64]) for i in range(5))
-    finally:
-        torch.set_num_threads(threads)
-    return {"latency_ms_b1": b1, "latency_ms_b64": b64}
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(ids)
+    return counter.get_total_flops() // 2
 
 
-@torch.inference_mode()
-def _timed(model, x) -> float:
-    start = time.perf_counter()
-    model(x)
-    return (time.perf_counter() - start) * 1000.0
+def cpu_ms(path: Path, ids: torch.Tensor, repeats: int, warmup: int = 5) -> float:
+    """Median process CPU time of one onnxruntime call (one intra-op thread: it runs on this thread),
+    which other jobs on a shared machine do not inflate the way they inflate wall time."""
+    from distill.export.runtime import session
+
+    sess = session(path, 1)
+    name = sess.get_inputs()[0].name
+    x = ids.numpy()
+    for _ in range(warmup):
+        sess.run(None, {name: x})
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        sess.run(None, {name: x})
+        times.append((time.process_time() - start) * 1000.0)
+    return statistics.median(times)
 
 
-def fit(name, model, cfg, method, data, inputs, targets, teacher=None, seed=0, log=print):
-    trainer = Trainer(name, model, cfg, method, teacher=teacher, seed=seed, channels_last=False,
-                      callbacks=[lambda t, r: log(f"  {name} epoch {r['epoch']}: val {r['val_accuracy']:.4f}, "
-                                                  f"{r['epoch_seconds']:.0f}s")])
-    batches = BucketedBatches(inputs, targets, cfg.batch_size, seed=seed)
-    started = time.perf_counter()
-    # Validation on the whole val split through the trainer (the trainer keeps the best epoch's weights).
-    result = trainer.fit(batches, data.val.inputs, data.val.targets)
-    return trainer.model, result, time.perf_counter() - started
+def cost_rows(run_dir: Path, repeats: int, log) -> dict:
+    """Teacher and student of one run: exported, timed side by side in onnxruntime (one thread)."""
+    from distill.data.run_data import run_data
+    from distill.evaluate.checkpoint_eval import load_checkpoint_model
+    from distill.evaluate.cost import size_on_disk
+    from distill.export.pipeline import export_model, timing_example
+    from distill.models.registry import count_parameters
+
+    data = run_data(run_dir)
+    rows = {}
+    for role in ("teacher", "student"):
+        model, _ = load_checkpoint_model(run_dir / "checkpoints" / f"{role}-best.safetensors",
+                                         data.meta.get("model_context"))
+        model.eval()
+        example = timing_example(model, data.test.inputs)
+        log(f"cost: exporting and timing the {role} ({count_parameters(model):,} params)")
+        report = export_model(model, data, run_dir / "onnx", role, "int8", batch_size=64, repeats=repeats, threads=1)
+        rows[role] = {"params": count_parameters(model), "safetensors_bytes": size_on_disk(model),
+                      "macs_b1": macs(model, example), "sequence": int(example.shape[1]),
+                      "onnx_fp32_bytes": report["fp32"]["size_bytes"], "onnx_int8_bytes": report["int8"]["size_bytes"],
+                      "ort_fp32_ms_b1": report["fp32"]["latency_ms_b1"], "ort_int8_ms_b1": report["int8"]["latency_ms_b1"],
+                      "ort_fp32_ms_b64": report["fp32"]["latency_ms_bN"], "ort_int8_ms_b64": report["int8"]["latency_ms_bN"],
+                      "torch_ms_b1": report["pytorch"]["latency_ms_b1"],
+                      "ort_fp32_cpu_ms_b1": cpu_ms(run_dir / "onnx" / f"{role}.onnx", example, repeats),
+                      "ort_int8_cpu_ms_b1": cpu_ms(run_dir / "onnx" / f"{role}.int8.onnx", example, repeats),
+                      "accuracy_fp32": report["fp32"]["accuracy"], "accuracy_int8": report["int8"]["accuracy"]}
+    return rows
 
 
-def teacher_stage(data, out: Path, log, checkpoint: str | None = None) -> dict:
-    cached = out / "teacher.pt"
-    if cached.is_file():
-        log(f"teacher: cached in {cached}")
-        record = torch.load(cached, weights_only=True)
-        sizes = {name: len(record["logits"][name]) for name in ("train", "transfer") if record["logits"][name] is not None}
-        wanted = {"train": len(data.train)}
-        if data.meta["transfer"] is not None:
-            wanted["transfer"] = len(data.meta["transfer"].targets)
-        if sizes != wanted:
-            raise SystemExit(f"{cached} holds teacher logits for {sizes} sentences but this run has {wanted}; "
-                             f"use another --out for a different --transfer-multiplier or --train-subset")
-        return record
-    torch.manual_seed(0)
-    teacher = build_model(TEACHER["name"], data.input_shape, data.num_classes, **TEACHER["options"])
-    if checkpoint:
-        # e.g. the teacher `distill run examples/sst2.yaml` fine-tuned; its training time is in that run.
-        load_weights_into(teacher, checkpoint)
-        seconds = None
-        log(f"teacher: weights from {checkpoint}")
-    else:
-        teacher, result, seconds = fit("teacher", teacher, TEACHER_TRAIN, Supervised(), data, data.train.inputs,
-                                       data.train.targets, log=log)
-        log(f"teacher trained in {seconds:.0f}s")
-    freeze(teacher)
-    log("computing the teacher's logits")
-    transfer = data.meta["transfer"]
-    logits = {"train": predict_by_length(teacher, data.train.inputs),
-              "transfer": predict_by_length(teacher, transfer.inputs) if transfer is not None else None,
-              "val": predict_by_length(teacher, data.val.inputs),
-              "test": predict_by_length(teacher, data.test.inputs)}
-    record = {"logits": logits, "train_seconds": seconds, "params": count_parameters(teacher),
-              "test_accuracy": accuracy(logits["test"], data.test.targets),
-              "val_accuracy": accuracy(logits["val"], data.val.targets), **latencies(teacher, data, 10)}
-    torch.save(record, cached)
-    return record
-
-
-def student_run(student, mode, seed, data, teacher, log) -> dict:
-    options, cfg = STUDENTS[student]
-    torch.manual_seed(seed)
-    model = build_model(student, data.input_shape, data.num_classes, **options,
-                        **({"vocab_size": None, "pad_id": 0} if student != "text_transformer" else {}))
-    inputs, targets, teacher_fn, method = data.train.inputs, data.train.targets, None, Supervised()
-    if mode != "alone":
-        method = KD(**KD_OPTIONS)
-        logits = teacher["logits"]["train"]
-        if mode == "kd+transfer":
-            transfer = data.meta["transfer"]
-            inputs = torch.cat([inputs, transfer.inputs])
-            targets = torch.cat([targets, transfer.targets])
-            logits = torch.cat([logits, teacher["logits"]["transfer"]])
-        teacher_fn = CachedTeacher(logits)
-    model, result, seconds = fit(f"{student}/{mode}/s{seed}", model, cfg, method, data, inputs, targets,
-                                 teacher_fn, seed, log)
-    test_logits = predict_by_length(model, data.test.inputs)
-    multiplier = len(data.meta["transfer"].targets) // len(data.train) if mode == "kd+transfer" else 0
-    return {"student": student, "mode": mode, "seed": seed, "transfer_multiplier": multiplier,
-            "test_accuracy": accuracy(test_logits, data.test.targets),
-            "val_accuracy": result.history[-1]["val_accuracy"], "params": count_parameters(model),
-            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad), "train_seconds": seconds,
-            "agreement": float((test_logits.argmax(-1) == teacher["logits"]["test"].argmax(-1)).float().mean()),
-            **latencies(model, data, 20)}
-
-
-def mode_label(row: dict) -> str:
-    multiplier = row.get("transfer_multiplier", 1)  # rows from before the field existed used x1
-    return f"{row['mode']} x{multiplier}" if row["mode"] == "kd+transfer" else row["mode"]
-
-
-def table(teacher: dict, rows: list[dict]) -> str:
-    seconds = teacher["train_seconds"]
-    teacher_seconds = "in its run" if seconds is None else f"{seconds:.0f}"
-    lines = ["| model | mode | seeds | test acc (mean ± sd) | vs alone | params | ms b1 | ms b64 | speed-up b1 | train s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-             f"| teacher MiniLM-L6 | fine-tuned | 1 | {100 * teacher['test_accuracy']:.2f} | | "
-             f"{teacher['params'] / 1e6:.1f}M | {teacher['latency_ms_b1']:.2f} | {teacher['latency_ms_b64']:.1f} | "
-             f"1.0x | {teacher_seconds} |"]
-    groups: dict[tuple, list[dict]] = {}
-    for row in sorted(rows, key=lambda r: (r["student"], r["mode"] != "alone", mode_label(r))):
-        groups.setdefault((row["student"], mode_label(row)), []).append(row)
-    for (student, mode), group in groups.items():
-        acc = [100 * r["test_accuracy"] for r in group]
-        sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
-        alone = groups.get((student, "alone"))
-        gain = "" if mode == "alone" or not alone else \
-            f"{statistics.mean(acc) - statistics.mean(100 * r['test_accuracy'] for r in alone):+.2f}"
-        b1 = statistics.median(r["latency_ms_b1"] for r in group)
-        b64 = statistics.median(r["latency_ms_b64"] for r in group)
-        secs = statistics.mean(r["train_seconds"] for r in group)
-        lines.append(f"| {student} | {mode} | {len(group)} | {statistics.mean(acc):.2f} ± {sd:.2f} | {gain} | "
-                     f"{group[0]['params'] / 1e6:.1f}M | {b1:.2f} | {b64:.1f} | "
-                     f"{teacher['latency_ms_b1'] / b1:.1f}x | {secs:.0f} |")
+def accuracy_table(results: list[dict]) -> str:
+    lines = ["| dataset | seeds | teacher | alone (mean ± sd) | distilled (mean ± sd) | distilled - alone (paired, mean ± sd) "
+             "| distilled - teacher |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        lines.append(f"| {r['dataset']} | {len(r['seeds'])} | {r['teacher_accuracy']:.2f} | {r['alone'][0]:.2f} ± "
+                     f"{r['alone'][1]:.2f} | {r['distilled'][0]:.2f} ± {r['distilled'][1]:.2f} | {r['gain'][0]:+.2f} ± "
+                     f"{r['gain'][1]:.2f} | {r['distilled'][0] - r['teacher_accuracy']:+.2f} |")
     return "\n".join(lines)
 
 
-def merge(out: Path, dirs: list[Path]) -> None:
-    """Combine runs that shared one cached teacher (e.g. students run in parallel processes)."""
-    results = [json.loads((d / "results.json").read_text()) for d in dirs if (d / "results.json").is_file()]
-    rows = [r for res in results for r in res["students"]]
-    teacher = results[0]["teacher"]
-    combined = {"teacher": teacher, "students": rows, "kd_options": results[0]["kd_options"],
-                "merged_from": [str(d) for d in dirs]}
-    (out / "results.json").write_text(json.dumps(combined, indent=1))
-    (out / "table.md").write_text(table(teacher, rows) + "\n")
-    print(table(teacher, rows))
+def cost_table(cost: dict) -> str:
+    t, s = cost["teacher"], cost["student"]
+    keys = [("params", "params", "{:,}"), ("safetensors_bytes", "bytes (safetensors)", "{:,}"),
+            ("onnx_fp32_bytes", "bytes (ONNX fp32)", "{:,}"), ("onnx_int8_bytes", "bytes (ONNX int8)", "{:,}"),
+            ("macs_b1", "MACs, one median sentence", "{:,}"), ("ort_fp32_ms_b1", "onnxruntime fp32 ms, batch 1", "{:.3f}"),
+            ("ort_int8_ms_b1", "onnxruntime int8 ms, batch 1", "{:.3f}"),
+            ("ort_fp32_cpu_ms_b1", "onnxruntime fp32 CPU ms, batch 1", "{:.3f}"),
+            ("ort_int8_cpu_ms_b1", "onnxruntime int8 CPU ms, batch 1", "{:.3f}"),
+            ("ort_fp32_ms_b64", "onnxruntime fp32 ms, batch 64", "{:.2f}"),
+            ("ort_int8_ms_b64", "onnxruntime int8 ms, batch 64", "{:.2f}"),
+            ("accuracy_int8", "test accuracy, int8 ONNX", "{:.4f}")]
+    lines = ["| | teacher | student | teacher / student |", "| --- | --- | --- | --- |"]
+    for key, label, fmt in keys:
+        ratio = f"{t[key] / s[key]:.1f}x" if s[key] and not key.startswith("accuracy") else ""
+        lines.append(f"| {label} | {fmt.format(t[key])} | {fmt.format(s[key])} | {ratio} |")
+    return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="sst2")
-    parser.add_argument("--teacher-epochs", type=int, default=None, help="default: 1 for sst2, 2 for trec")
-    parser.add_argument("--teacher-checkpoint", default=None,
-                        help="use this fine-tuned teacher (a run's checkpoints/teacher-best.safetensors) instead "
-                             "of fine-tuning one")
-    parser.add_argument("--teacher-layers", type=int, default=None,
-                        help="fine-tune the top N of MiniLM's 6 layers (default 3)")
-    parser.add_argument("--out", default="runs/bench-text")
-    parser.add_argument("--students", nargs="+", default=["textcnn", "bilstm", "text_transformer"])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(ROOT / "examples" / "sst2.yaml"))
+    parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=["sst2"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--modes", nargs="+", default=["alone", "kd", "kd+transfer"])
-    parser.add_argument("--transfer-multiplier", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--train-subset", type=int, default=None, help="smoke runs: fewer training sentences")
-    parser.add_argument("--epochs", type=int, default=None, help="smoke runs: override every epoch count")
-    parser.add_argument("--merge", nargs="+", default=[], metavar="DIR",
-                        help="only combine the results.json of these runs (same teacher) into --out")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    parser.add_argument("--set", action="append", default=[], help="config override for every run (as distill run)")
+    parser.add_argument("--teacher-checkpoint", action="append", default=[], metavar="DATASET=PATH",
+                        help="reuse this fine-tuned teacher for DATASET instead of training one")
+    parser.add_argument("--cost", action="store_true", help="teacher vs student in onnxruntime (first dataset)")
+    parser.add_argument("--repeats", type=int, default=50, help="timed runs per latency (median)")
+    parser.add_argument("--out", default="runs/bench-text")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    args.teacher_checkpoints = dict(item.split("=", 1) for item in args.teacher_checkpoint)
+    torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.merge:
-        merge(out, [Path(d) for d in args.merge])
-        return
     log_file = open(out / "log.txt", "a")
 
-    def log(msg: str) -> None:
-        line = f"[{time.strftime('%H:%M:%S')}] {msg}"
+    def log(message: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')}] {message}"
         print(line, flush=True)
         log_file.write(line + "\n")
         log_file.flush()
 
-    section, teacher_epochs = DATASETS[args.dataset]
-    global TEACHER_TRAIN
-    TEACHER_TRAIN = TEACHER_TRAIN.model_copy(update={"epochs": args.teacher_epochs or teacher_epochs})
-    if args.teacher_layers:
-        TEACHER["options"]["trainable_layers"] = args.teacher_layers
-    if args.epochs:
-        TEACHER_TRAIN = TEACHER_TRAIN.model_copy(update={"epochs": args.epochs})
-        for name, (options, train) in STUDENTS.items():
-            STUDENTS[name] = (options, train.model_copy(update={"epochs": args.epochs}))
-    transfer = {"size_multiplier": args.transfer_multiplier, "mask_prob": 0.1, "swap_prob": 0.1, "ngram_prob": 0.25}
-    cfg = DataConfig(**{**section, "train_subset": args.train_subset,
-                        "text": {**section["text"], "transfer_set": transfer}})
-    data = load_text_data(cfg)
-    log(f"{args.dataset}: teacher {TEACHER}, {TEACHER_TRAIN.epochs} epoch(s); train {len(data.train)}, val {len(data.val)}, test {len(data.test)}, "
-        f"transfer {len(data.meta['transfer'].targets)}; lengths {data.meta['lengths']['train']}")
-    teacher = teacher_stage(data, out, log, args.teacher_checkpoint)
-    log(f"teacher: test {teacher['test_accuracy']:.4f}, b1 {teacher['latency_ms_b1']:.2f} ms")
-    results_path = out / "results.json"
-    rows = json.loads(results_path.read_text())["students"] if results_path.is_file() else []
-    done = {(r["student"], r["mode"], r["seed"]) for r in rows}
-    for seed in args.seeds:
-        for student in args.students:
-            for mode in args.modes:
-                if (student, mode, seed) in done:
-                    continue
-                row = student_run(student, mode, seed, data, teacher, log)
-                log(f"{student} {mode} seed {seed}: test {row['test_accuracy']:.4f}, b1 {row['latency_ms_b1']:.2f} ms")
-                rows.append(row)
-                summary = {k: v for k, v in teacher.items() if k != "logits"}
-                results_path.write_text(json.dumps({"dataset": args.dataset, "teacher": summary, "students": rows,
-                                                    "kd_options": KD_OPTIONS}, indent=1))
-                (out / "table.md").write_text(table(teacher, rows) + "\n")
-    print(table(teacher, rows))
+    json_path = Path(args.json or ROOT / "benchmarks" / "results" / f"text_{'_'.join(args.datasets)}.json")
+    record = {"config": args.config, "overrides": args.set, "machine": {
+        "python": platform.python_version(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")},
+        "datasets": []}
+    for dataset in args.datasets:
+        record["datasets"].append(dataset_rows(args, dataset, log))
+        json_path.write_text(json.dumps(record, indent=1))
+    print(accuracy_table(record["datasets"]))
+    if args.cost:
+        record["cost"] = cost_rows(Path(record["datasets"][0]["seeds"][0]["run_dir"]), args.repeats, log)
+        json_path.write_text(json.dumps(record, indent=1))
+        print(cost_table(record["cost"]))
+    log(f"wrote {json_path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
