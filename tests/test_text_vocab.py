@@ -188,3 +188,29 @@ def test_vocabulary_round_trips_through_checkpoint_evaluate_and_onnx(small_run, 
     onnx_logits = run_batches(session(small_run / "student.onnx"), data.test.inputs.numpy(), 16)
     np.testing.assert_allclose(onnx_logits, logits.numpy(), atol=1e-4)
     assert summary["export"]["int8"]["size_bytes"] < summary["export"]["fp32"]["size_bytes"]
+
+
+def test_int8_export_keeps_the_small_table_quantized(small_run):
+    onnx = pytest.importorskip("onnx")
+    graph = onnx.load(str(small_run / "student.int8.onnx")).graph
+    tables = {i.name: (i.data_type, list(i.dims)) for i in graph.initializer}
+    rows = len(json.loads(next(p.value for p in onnx.load(str(small_run / "student.onnx")).metadata_props
+                               if p.key == "distill.vocabulary")))
+    assert tables["embedding.weight_quantized"] == (onnx.TensorProto.UINT8, [rows, 8])
+
+
+def test_text_runs_train_on_length_bucketed_batches(small_run):
+    from distill.config import load_config
+    from distill.data.batches import InMemoryBatches
+    from distill.data.text import BucketedBatches
+    from distill.experiment import Experiment
+
+    cfg = load_config(small_run / "config.yaml")
+    experiment = Experiment(cfg, small_run, quiet=True)
+    experiment.data = run_data(small_run)
+    batches = experiment._batches(cfg.student.train)
+    assert isinstance(batches, BucketedBatches)
+    seen = sorted(i for batch in batches.epoch(0) for i in batch.index.tolist())
+    assert seen == list(range(len(experiment.data.train)))
+    cfg.data.text.length_buckets = False
+    assert isinstance(experiment._batches(cfg.student.train), InMemoryBatches)
