@@ -131,7 +131,7 @@ def small_run(model_dir, tmp_path_factory):
     cfg = {
         "name": "tiny-vocab",
         "data": {"dataset": "text_files", "text": {"root": str(root), "train": "train.txt", "val": "val.txt",
-                                                   "test": "test.txt", "max_length": 12}},
+                                                   "test": "test.txt", "max_length": 12, "length_buckets": True}},
         "teacher": {"model": {"name": "hf_classifier", "path": model_dir},
                     "train": {"epochs": 1, "batch_size": 32, "optimizer": "adamw", "lr": 3e-3}},
         "student": {"model": {"name": "textcnn", "filters": 8, "kernel_sizes": [2, 3], "vocabulary": "data",

@@ -170,8 +170,8 @@ class Experiment:
             raise ConfigError(f"batch_size {train_cfg.batch_size} is the global batch; it must divide evenly "
                               f"over {world} processes")
         if world == 1 and is_token_ids(inputs) and self.cfg.data.text.length_buckets:
-            # Sentences of similar length per batch: text models drop the all-padding columns, so an
-            # epoch costs about the sentences' own lengths instead of each random batch's longest.
+            # Sentences of similar length per batch (opt-in: less random batches): text models drop the
+            # all-padding columns, so an epoch costs about the sentences' own lengths, not each batch's longest.
             pad_id = self.data.meta.get("model_context", {}).get("pad_id") or 0
             return BucketedBatches(inputs, targets, train_cfg.batch_size, pad_id=pad_id, seed=self.cfg.seed)
         return InMemoryBatches(inputs, targets, train_cfg.batch_size // world, shuffle=True,

@@ -41,8 +41,8 @@ class TextConfig(Strict):
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved for validation when no file")
     test_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved for test when no file")
     max_length: int = Field(64, ge=4, description="token ids per sentence (longer ones are truncated)")
-    length_buckets: bool = Field(True, description="train on shuffled batches of sentences of similar length "
-                                                   "(much less padding to compute; single process only)")
+    length_buckets: bool = Field(False, description="train on shuffled batches of sentences of similar length "
+                                                    "(much less padding to compute; single process only)")
     blank_rows: Literal["skip", "error"] = Field(
         "skip", description="rows with a label and no sentence: skip them with a warning naming their lines, "
                             "or error (strict)")
