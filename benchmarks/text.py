@@ -34,12 +34,7 @@ from distill.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 # How each dataset is named in a config; SUBJ and MPQA get val and test carved with data.split_seed.
-DATASETS = {
-    "sst2": ["data.dataset=sst2"],
-    "trec": ["data.dataset=trec"],
-    "subj": ["data.dataset=subj"],
-    "mpqa": ["data.dataset=mpqa"],
-}
+DATASETS = {name: [f"data.dataset={name}", f"name={name}"] for name in ("sst2", "trec", "subj", "mpqa")}
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:
