@@ -110,7 +110,7 @@ def cpu_ms(path: Path, ids: torch.Tensor, repeats: int, warmup: int = 5) -> floa
     return statistics.median(times)
 
 
-def cost_rows(run_dir: Path, repeats: int, log) -> dict:
+def cost_rows(run_dir: Path, teacher_checkpoint: str, repeats: int, log) -> dict:
     """Teacher and student of one run: exported, timed side by side in onnxruntime (one thread)."""
     from distill.data.run_data import run_data
     from distill.evaluate.checkpoint_eval import load_checkpoint_model
@@ -120,9 +120,9 @@ def cost_rows(run_dir: Path, repeats: int, log) -> dict:
 
     data = run_data(run_dir)
     rows = {}
-    for role in ("teacher", "student"):
-        model, _ = load_checkpoint_model(run_dir / "checkpoints" / f"{role}-best.safetensors",
-                                         data.meta.get("model_context"))
+    checkpoints = {"teacher": Path(teacher_checkpoint), "student": run_dir / "checkpoints" / "student-best.safetensors"}
+    for role, checkpoint in checkpoints.items():
+        model, _ = load_checkpoint_model(checkpoint, data.meta.get("model_context"))
         model.eval()
         example = timing_example(model, data.test.inputs)
         log(f"cost: exporting and timing the {role} ({count_parameters(model):,} params)")
@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         json_path.write_text(json.dumps(record, indent=1))
     print(accuracy_table(record["datasets"]))
     if args.cost:
-        record["cost"] = cost_rows(Path(record["datasets"][0]["seeds"][0]["run_dir"]), args.repeats, log)
+        first = record["datasets"][0]
+        record["cost"] = cost_rows(Path(first["seeds"][0]["run_dir"]), first["teacher_checkpoint"], args.repeats, log)
         json_path.write_text(json.dumps(record, indent=1))
         print(cost_table(record["cost"]))
     log(f"wrote {json_path}")
