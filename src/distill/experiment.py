@@ -13,6 +13,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from distill.checkpoint import load_weights_into
 from distill.config.load import dump_config
 from distill.config.schema import ExperimentConfig, ModelConfig
 from distill.data.batches import InMemoryBatches
@@ -22,6 +23,7 @@ from distill.evaluate.cost import model_cost
 from distill.evaluate.metrics import classification_metrics
 from distill.evaluate.regression import regression_metrics
 from distill.export.run_hook import export_student
+from distill.io import atomic_write_text
 from distill.knowledge.cache import CacheOptions, build_cache, choose_teacher
 from distill.knowledge.teacher import LiveTeacher, freeze
 from distill.methods.combined import method_from_config
@@ -31,7 +33,6 @@ from distill.models.registry import build_model, model_options
 from distill.report.html import report_after_run
 from distill.report.summary import gap_recovered, print_summary, write_summary
 from distill.train import distributed as dist
-from distill.train.checkpoint import atomic_write_text, load_weights_into
 from distill.train.progress import NullProgress, RichProgress
 from distill.train.trainer import MetricsLog, Trainer, input_preparer, probe_method
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from distill.checkpoint import load_tensors, model_weights
 from distill.config import load_config
 from distill.data.run_data import TEXT_DATASETS, config_data, enclosing_run, run_config
 from distill.errors import CheckpointError, ConfigError
@@ -15,7 +16,6 @@ from distill.evaluate.metrics import classification_metrics
 from distill.evaluate.regression import regression_metrics
 from distill.models.predict import predict
 from distill.models.registry import MODELS, build_model, model_options
-from distill.train.checkpoint import load_tensors, model_weights
 from distill.train.trainer import input_preparer
 
 FASHION_MNIST_SHAPE = [1, 28, 28]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from torch import nn
 
+from distill.checkpoint import load_weights_into
 from distill.knowledge.teacher import LiveTeacher, freeze
 from distill.methods.base import Method
 from distill.methods.combined import method_from_config
 from distill.methods.regression import supervised_for
-from distill.train.checkpoint import load_weights_into
 from distill.train.trainer import input_preparer
 
 

@@ -9,11 +9,11 @@ as ``<peer>-best.safetensors``.
 
 from __future__ import annotations
 
+from distill.checkpoint import save_tensors
 from distill.errors import ConfigError
 from distill.methods.dml import DML
 from distill.models.cohort import Cohort
 from distill.recipes.common import baseline
-from distill.train.checkpoint import save_tensors
 
 
 def peer_roles(extra_peers: int) -> list[str]:

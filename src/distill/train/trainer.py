@@ -16,24 +16,20 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from distill.checkpoint import flatten_optimizer, load_tensors, save_tensors, unflatten_optimizer
 from distill.config.schema import TrainConfig
 from distill.data.batches import BatchSource
 from distill.errors import NonFiniteLossError
+from distill.io import atomic_write_text
 from distill.knowledge.taps import Taps
-from distill.methods.base import Batch, Method, Outputs
+from distill.methods.base import Method
 from distill.models.predict import predict
 from distill.train import distributed as dist
-from distill.train.checkpoint import (
-    atomic_write_text,
-    flatten_optimizer,
-    load_tensors,
-    save_tensors,
-    unflatten_optimizer,
-)
 from distill.train.fast import autocast, compiled, grad_scaler
 from distill.train.progress import NullProgress
 from distill.train.schedule import build_optimizer, learning_rate
 from distill.train.validation import SELECTION, selection_score, validation_metrics
+from distill.types import Batch, Outputs
 
 TeacherFn = Callable[[Batch], Outputs]
 EpochCallback = Callable[["Trainer", dict], None]
