@@ -46,9 +46,11 @@ class TextConfig(Strict):
 
 
 class DataConfig(Strict):
-    dataset: Literal["fashion_mnist", "diabetes", "sst2", "trec", "text_files"] = Field(
-        "fashion_mnist", description="diabetes: scikit-learn's regression data (task: regression); "
-                                     "sst2, trec, text_files: sentence classification (see data.text)")
+    dataset: str = Field(
+        "fashion_mnist", description="a registered dataset (distill.data.DATASETS): fashion_mnist; diabetes: "
+                                     "scikit-learn's regression data (task: regression); sst2, trec, text_files: "
+                                     "sentence classification (see data.text); or one registered from Python "
+                                     "with distill.data.register_dataset")
     text: TextConfig = Field(default_factory=TextConfig, description="options of the text datasets")
     root: str | None = Field(None, description="directory of the IDX files; default $DISTILL_FASHION_MNIST_DIR "
                                                "or /usr/share/datasets/fashion-mnist")
