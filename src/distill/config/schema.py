@@ -126,8 +126,9 @@ class DistillConfig(Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="the method's options, e.g. temperature")
     methods: list[MethodSpec] | None = Field(None, description="several methods, losses summed with weights "
                                                                "(instead of method/options)")
-    mode: Literal["offline", "online", "born_again", "takd", "reverse"] = Field(
-        "offline", description="offline: frozen trained teacher; see docs/methods.md for the others")
+    mode: str = Field(
+        "offline", description="a registered mode (distill.pipeline.modes): offline (frozen trained teacher), "
+                               "online, born_again, takd, reverse; see docs/methods.md")
     generations: int = Field(2, ge=1, description="born_again: distilled generations after generation 0")
     assistant: AssistantConfig | None = Field(None, description="takd: the assistant model and its recipe")
     peers: list[ModelConfig] = Field(default_factory=list,

@@ -15,9 +15,8 @@ from distill.errors import CheckpointError, ConfigError
 from distill.evaluate.cost import model_cost
 from distill.evaluate.metrics import classification_metrics
 from distill.evaluate.regression import regression_metrics
-from distill.models.predict import predict
+from distill.models.predict import input_preparer, predict
 from distill.models.registry import MODELS, build_model, model_options
-from distill.train.trainer import input_preparer
 
 FASHION_MNIST_SHAPE = [1, 28, 28]
 
