@@ -124,6 +124,9 @@ class DistillConfig(Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="the method's options, e.g. temperature")
     methods: list[MethodSpec] | None = Field(None, description="several methods, losses summed with weights "
                                                                "(instead of method/options)")
+    label_weight: float | None = Field(None, ge=0, description="weight of the one label loss (cross-entropy, or MSE "
+                                                               "for regression) the trainer adds; null = the method's "
+                                                               "default from its official recipe (kd 0.1, dkd 1.0, ...)")
     mode: Literal["offline", "online", "born_again", "takd", "reverse"] = Field(
         "offline", description="offline: frozen trained teacher; see docs/methods.md for the others")
     generations: int = Field(2, ge=1, description="born_again: distilled generations after generation 0")

@@ -1,5 +1,8 @@
 """Romero, Ballas, Kahou, Chassang, Gatta, Bengio 2015, "FitNets: Hints for Thin Deep Nets" (ICLR)."""
 
+from typing import Annotated
+
+from pydantic import Field
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -9,22 +12,27 @@ from distill.methods.features import FeatureMethod, Layers, pool_to_common
 
 @register_method("fitnets")
 class FitNets(FeatureMethod):
-    """total = hint_weight * sum over pairs of MSE(r(student feature), teacher feature) + hard_weight * CE.
+    """total = hint_weight * sum over pairs of MSE(r(student feature), teacher feature) + label_weight * CE.
 
-    The regressor r maps the student's width to the teacher's: a 1x1 convolution for (N, C, H, W) maps,
-    a linear layer on the last axis for (N, D) or (N, L, D) features. It is built in ``setup()`` from
-    the probe shapes and trained with the student. When spatial sizes differ, the larger map is
-    average-pooled to the smaller. This is the single-stage variant (hints and labels together, as
-    benchmarked by Tian et al. 2020 with weight 100); the paper pre-trains on hints first.
+    The loss follows RepDistiller's ``HintLoss`` (``nn.MSELoss`` over all elements) in its single-stage
+    form, hints and labels together (``-r 1 -a 0 -b 100``: hint weight 100, label weight 1); the
+    paper (code: adri-romsor/FitNets, Theano) pre-trains on the hint first. The regressor r is
+    distill's: a 1x1 convolution for (N, C, H, W) maps (RepDistiller's ``ConvReg`` is a convolution
+    sized to the spatial gap, then BatchNorm and ReLU), a linear layer on the last axis for (N, D)
+    or (N, L, D) features, built in ``setup()`` from the probe shapes and trained with the student.
+    When spatial sizes differ, the larger map is average-pooled to the smaller.
     """
 
     summary = "hints: regress the student's intermediate features onto the teacher's (Romero et al. 2015)"
     paper = "Romero, Ballas, Kahou, Chassang, Gatta, Bengio 2015, FitNets: Hints for Thin Deep Nets, ICLR, arXiv:1412.6550"
 
-    def __init__(self, student_layer: Layers = None, teacher_layer: Layers = None, hint_weight: float = 100.0,
-                 hard_weight: float = 1.0):
+    label_weight = 1.0
+    renamed_options = {"hard_weight": "label_weight"}
+
+    def __init__(self, student_layer: Layers = None, teacher_layer: Layers = None,
+                 hint_weight: Annotated[float, Field(ge=0)] = 100.0):
         super().__init__(student_layer, teacher_layer)
-        self.hint_weight, self.hard_weight = hint_weight, hard_weight
+        self.hint_weight = hint_weight
         self.regressors = nn.ModuleList()
 
     def check(self, pair: tuple[str, str], s: Tensor, t: Tensor) -> None:
@@ -49,5 +57,4 @@ class FitNets(FeatureMethod):
             if s.dim() == 4:
                 s, t = pool_to_common(s, t)
             hint = hint + F.mse_loss(s, t)
-        return {"hint": self.hint_weight * hint,
-                "hard": self.hard_weight * F.cross_entropy(student.logits, batch.targets)}
+        return {"hint": self.hint_weight * hint}

@@ -31,6 +31,7 @@ from distill.train.checkpoint import (
     unflatten_optimizer,
 )
 from distill.train.fast import autocast, compiled, grad_scaler
+from distill.train.label_loss import label_loss
 from distill.train.progress import NullProgress
 from distill.train.schedule import build_optimizer, learning_rate
 from distill.train.validation import SELECTION, selection_score, validation_metrics
@@ -107,11 +108,14 @@ class Trainer:
         precision: str = "fp32",
         compile: bool = False,
         task: str = "classification",
+        label_weight: float | None = None,
     ):
         self.name, self.cfg, self.method, self.seed = name, cfg, method, seed
         if task not in SELECTION:
             raise ValueError(f"task must be one of {', '.join(SELECTION)}, got '{task}'")
         self.task = task
+        # The one weight of the label term: the method's (its official recipe's, or distill.label_weight).
+        self.label_weight = float(method.label_weight if label_weight is None else label_weight)
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.method = method.to(self.device)
@@ -180,7 +184,12 @@ class Trainer:
         with autocast(self.device, self.precision):
             logits = self.forward(self.prepare(batch.inputs))
             student = Outputs(logits, student_taps.pop() if student_taps else {})
-            return {k: v.float() for k, v in self.method.losses(student, teacher, batch).items()}
+            losses = self.method.losses(student, teacher, batch)
+            if self.label_weight:
+                label = label_loss(logits, batch.targets, self.task, self.method.label_loss,
+                                   self.method.label_smoothing)
+                losses = {"label": self.label_weight * label, **losses}
+            return {k: v.float() for k, v in losses.items()}
 
     def validate(self, inputs: Tensor, targets: Tensor) -> dict[str, float]:
         logits = predict(self.model, inputs.to(self.device), self.eval_batch_size, self.prepare)
@@ -222,6 +231,7 @@ class Trainer:
         torch.manual_seed(self.seed * 1_000_003 + epoch)
         self.model.train()
         self.method.train()
+        self.method.start_epoch(epoch)
         self.progress.start(f"{self.name} epoch {epoch + 1}/{cfg.epochs}", steps_per_epoch)
         started = time.perf_counter()
         totals: dict[str, float] = {}
