@@ -428,3 +428,25 @@ def test_each_method_declares_its_recipes_label_weight(name, label_weight):
     from distill.methods import METHODS
 
     assert METHODS.get(name).label_weight == pytest.approx(label_weight)
+
+
+# -- the trainer's one label term ---------------------------------------------------------------
+@pytest.mark.parametrize("name", ["kd", "dkd", "dist", "lskd", "tfkd"])
+def test_every_logit_method_trains_on_a_transfer_set_with_one_masked_label_term(name):
+    """Rows with target -1 (unlabelled) get no label loss; the label term is CE over the labelled rows."""
+    from distill.config.schema import TrainConfig
+    from distill.train.trainer import Trainer
+
+    method = build_method(name)
+    targets = np.array([0, -1, 2, -1, 1])
+    trainer = Trainer("student", torch.nn.Identity(), TrainConfig(), method,
+                      teacher=(lambda b: Outputs(torch.tensor(T_LOGITS))) if method.needs().teacher else None)
+    x = torch.tensor(S_LOGITS, requires_grad=True)  # the identity "model" returns its input as the logits
+    losses = trainer._step(Batch(x, torch.tensor(targets)), None)
+    assert [k for k in losses if k == "label" or "hard" in k] == ["label"]
+    keep = targets >= 0
+    ce = np.mean([-log_softmax(S_LOGITS[i])[targets[i]] for i in np.flatnonzero(keep)])
+    assert losses["label"].item() == pytest.approx(method.label_weight * ce, rel=1e-6)
+    total = sum(losses.values())
+    total.backward()
+    assert torch.isfinite(total) and torch.isfinite(x.grad).all()
