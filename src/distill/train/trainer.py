@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from distill.config.schema import TrainConfig
 from distill.data.batches import BatchSource
-from distill.errors import NonFiniteLossError
+from distill.errors import ConfigError, NonFiniteLossError
 from distill.knowledge.taps import Taps
 from distill.methods.base import Batch, Method, Outputs
 from distill.models.predict import predict
@@ -185,6 +185,11 @@ class Trainer:
             logits = self.forward(self.prepare(batch.inputs))
             student = Outputs(logits, student_taps.pop() if student_taps else {})
             losses = self.method.losses(student, teacher, batch)
+            if self.label_weight and "hard" in losses:
+                raise ConfigError(
+                    f"method '{getattr(self.method, 'name', type(self.method).__name__)}' returned its own label "
+                    f"loss ('hard') and the trainer adds one too: return distillation terms only, or set the "
+                    f"method's label_weight to 0")
             if self.label_weight:
                 label = label_loss(logits, batch.targets, self.task, self.method.label_loss,
                                    self.method.label_smoothing)
