@@ -64,13 +64,13 @@ def test_sub_method_adapters_are_trained_and_checkpointed(tmp_path):
     live = LiveTeacher(teacher, method.needs().teacher_modules)
     trainer = Trainer("student", student, TrainConfig(epochs=1, batch_size=16), method, teacher=live, checkpoint_dir=tmp_path)
     trainer._probe(data.val.inputs)
-    before = method.state_dict()["parts.1.regressors.0.weight"].clone()
+    before = method.state_dict()["parts.1.regressors.0.0.weight"].clone()
     trainer.fit(InMemoryBatches(data.train.inputs, data.train.targets, 16), data.val.inputs, data.val.targets)
     live.close()
-    after = method.state_dict()["parts.1.regressors.0.weight"]
+    after = method.state_dict()["parts.1.regressors.0.0.weight"]
     assert not torch.equal(before, after)
     tensors, _ = load_tensors(tmp_path / "student-last.safetensors")
-    assert torch.equal(tensors["method.parts.1.regressors.0.weight"], after)
+    assert torch.equal(tensors["method.parts.1.regressors.0.0.weight"], after)
 
 
 def test_config_takes_exactly_one_form_and_reloads():

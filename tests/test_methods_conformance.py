@@ -343,18 +343,22 @@ def test_pkt_is_the_official_cosine_similarity_loss():
     check(total, lambda s: pkt_reference(s, t0), s0, rel=1e-5, grad_atol=1e-3)
 
 
-def test_fitnets_is_the_mse_of_the_regressed_hint():
-    """RepDistiller FitNet.py HintLoss: nn.MSELoss()(regressor(f_s), f_t), weight 100 (-b 100)."""
+def test_fitnets_is_the_mse_of_repdistillers_regressed_hint():
+    """RepDistiller FitNet.py HintLoss: nn.MSELoss()(ConvReg(f_s), f_t), weight 100 (-b 100); ConvReg of equal
+    sizes is a 1x1 convolution, BatchNorm (training mode: batch statistics) and ReLU."""
     s0, t0 = RNG.normal(size=(2, 3, 2, 2)), RNG.normal(size=(2, 4, 2, 2))
     method, total, teacher, _ = feature_total("fitnets", {"student_layer": "s", "teacher_layer": "t"}, t0, n=2)
     method.setup(Outputs(torch.zeros(2, K), {"s": torch.tensor(s0)}), teacher)
     method.double()
-    w = method.regressors[0].weight.detach().numpy()[:, :, 0, 0]
-    b = method.regressors[0].bias.detach().numpy()
+    conv = method.regressors[0][0]
+    w, b = conv.weight.detach().numpy()[:, :, 0, 0], conv.bias.detach().numpy()
 
     def reference(s):
         out = np.array([[[[w[o] @ s[n, :, h, x] + b[o] for x in range(2)] for h in range(2)] for o in range(4)]
                         for n in range(2)])
+        for o in range(4):  # BatchNorm2d in training mode (weight 1, bias 0 at init), then ReLU
+            mean, var = out[:, o].mean(), out[:, o].var()
+            out[:, o] = np.maximum((out[:, o] - mean) / np.sqrt(var + 1e-5), 0.0)
         return 100.0 * np.mean((out - t0) ** 2)
 
     check(total, reference, s0)

@@ -29,7 +29,8 @@ def huber(d: float) -> float:
 
 def test_fitnets_regresses_student_width_and_pools_to_the_teacher_size():
     s, t = fixed(2, 3, 4, 4, seed=1), fixed(2, 5, 2, 2, seed=2)
-    method, out = run("fitnets", {"a": s}, {"b": t}, {"student_layer": "a", "teacher_layer": "b"})
+    method, out = run("fitnets", {"a": s}, {"b": t}, {"student_layer": "a", "teacher_layer": "b",
+                                                      "regressor": "conv1x1"})  # distill's variant
     conv = method.regressors[0]
     assert isinstance(conv, torch.nn.Conv2d) and (conv.in_channels, conv.out_channels) == (3, 5)
     w, b = conv.weight.detach().double().numpy()[:, :, 0, 0], conv.bias.detach().double().numpy()
@@ -38,6 +39,15 @@ def test_fitnets_regresses_student_width_and_pools_to_the_teacher_size():
         mapped = np.einsum("oc,chw->ohw", w, s[n].double().numpy()) + b[:, None, None]
         errors.append((block_mean(mapped, 2) - t[n].double().numpy()) ** 2)
     assert out["hint"].item() == pytest.approx(100 * np.mean(errors), rel=1e-5)
+
+
+def test_fitnets_repdistiller_regressor_refuses_sizes_it_has_no_rule_for():
+    with pytest.raises(CompatibilityError, match="set regressor: conv1x1"):
+        run("fitnets", {"a": fixed(2, 3, 2, 2)}, {"b": fixed(2, 4, 3, 3)}, {"student_layer": "a", "teacher_layer": "b"})
+    method, _ = run("fitnets", {"a": fixed(2, 3, 8, 8)}, {"b": fixed(2, 4, 4, 4)}, {"student_layer": "a",
+                                                                                 "teacher_layer": "b"})
+    conv = method.regressors[0][0]  # twice the teacher's size: RepDistiller's 3x3 stride-2 convolution
+    assert (conv.kernel_size, conv.stride) == ((3, 3), (2, 2))
 
 
 def test_fitnets_uses_a_linear_regressor_for_vectors():

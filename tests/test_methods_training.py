@@ -52,7 +52,7 @@ def test_trains_a_few_steps_through_the_api(name):
     assert math.isfinite(record["train_loss"]) and "label" in record["terms"]
 
 
-@pytest.mark.parametrize("name,param", [("fitnets", "regressors.0.weight"), ("crd", "embed_t.weight")])
+@pytest.mark.parametrize("name,param", [("fitnets", "regressors.0.0.weight"), ("crd", "embed_t.weight")])
 def test_adapters_are_optimised_and_checkpointed(name, param, tmp_path):
     student, teacher = tiny_models()
     data = tiny_data()
