@@ -58,6 +58,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
             console.print(f"paper: {cls.paper}")
         if cls.__doc__:
             console.print(inspect.cleandoc(cls.__doc__))
+        console.print(f"label weight (the default of distill.label_weight): {cls.label_weight}")
         console.print("options:")
         for key, default in method_options(cls).items():
             console.print(f"  {key} = {default!r}")
