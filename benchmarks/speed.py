@@ -52,6 +52,7 @@ from distill.methods.supervised import Supervised
 from distill.models.predict import predict
 from distill.models.registry import build_model
 from distill.train.trainer import Trainer, input_preparer
+from distill.types import Outputs
 
 TEACHERS = {
     "small (MLP 1536-768)": ("mlp", {"hidden": [1536, 768]}),
@@ -266,13 +267,41 @@ def pair_part(args, workdir: Path) -> dict:
                  "epoch_cpu_seconds": cpu, "ratio_paired_median": statistics.median(paired),
                  "ratio_of_medians": statistics.median(cpu["kd_cached"][1:]) / statistics.median(cpu["alone"][1:]),
                  "cache_build_seconds": cache.build_seconds}
+        entry["steps_per_epoch"] = len(runs["alone"][1])
+        entry["alone_step_cpu_ms"] = 1000 * statistics.median(cpu["alone"][1:]) / entry["steps_per_epoch"]
+        entry["loss_side_us"] = loss_side_cost(cache, runs["kd_cached"][1], data.num_classes)
+        extra = entry["loss_side_us"]["kd_cached"] - entry["loss_side_us"]["alone"]
+        entry["loss_side_share"] = extra / 1000 / entry["alone_step_cpu_ms"]
         if args.profile:
             entry["profile"] = profile_steps({k: tr for k, (tr, _) in runs.items()},
                                              {k: src for k, (_, src) in runs.items()}, data)
         out["runs"]["augmented" if augmented else "plain"] = entry
         print(f"pair, augmentation {'on' if augmented else 'off'}: KD cached / alone CPU time per epoch "
-              f"{entry['ratio_paired_median']:.3f} (paired median), {entry['ratio_of_medians']:.3f} (ratio of medians)",
-              flush=True)
+              f"{entry['ratio_paired_median']:.3f} (paired median), {entry['ratio_of_medians']:.3f} (ratio of medians); "
+              f"student step {entry['alone_step_cpu_ms']:.1f} ms CPU, of which KD's extra work (cache lookup + loss, "
+              f"forward and backward) {extra:.0f} us = {100 * entry['loss_side_share']:.2f}%", flush=True)
+    return out
+
+
+def loss_side_cost(cache, source, classes: int, repeats: int = 300) -> dict[str, float]:
+    """CPU microseconds per step of what KD adds to a step: the cache lookup and the KD loss (forward and
+    backward), against the student-alone loss, on the logits of one real batch (the models left out)."""
+    batch = next(iter(source.epoch(0)))
+    kd, alone = build_method("kd"), Supervised()
+    logits = torch.randn(len(batch.targets), classes, requires_grad=True)
+
+    def kd_side():
+        sum(kd.losses(Outputs(logits), cache(batch), batch).values()).backward()
+
+    def alone_side():
+        sum(alone.losses(Outputs(logits), None, batch).values()).backward()
+
+    out = {}
+    for key, fn in (("kd_cached", kd_side), ("alone", alone_side)) * 2:  # twice: the first round warms up
+        started = time.process_time()
+        for _ in range(repeats):
+            fn()
+        out[key] = 1e6 * (time.process_time() - started) / repeats
     return out
 
 
