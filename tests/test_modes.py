@@ -115,7 +115,8 @@ def test_born_again_generation_k_teaches_generation_k_plus_1(tmp_path, fashion_m
 
     def remember_teacher(trainer, record):
         if trainer.teacher is not None and record["epoch"] == 1:
-            seen[trainer.name] = {k: v.clone() for k, v in trainer.teacher.model.state_dict().items()}
+            teacher = getattr(trainer.teacher, "live", trainer.teacher)  # cached or live
+            seen[trainer.name] = {k: v.clone() for k, v in teacher.model.state_dict().items()}
 
     summary, ckpt = run(tmp_path, {"mode": "born_again", "generations": 2}, callbacks=[remember_teacher])
     assert list(summary["models"]) == ["gen0", "gen1", "gen2"]

@@ -16,9 +16,9 @@ from distill.config.load import load_config
 from distill.config.schema import ExperimentConfig, TrainConfig
 from distill.data.batches import BatchSource, InMemoryBatches
 from distill.data.bundle import DataBundle
-from distill.experiment import resolve_device, run_experiment
 from distill.knowledge.teacher import LiveTeacher, freeze
 from distill.methods.base import build_method
+from distill.pipeline.experiment import resolve_device, run_experiment
 from distill.train.trainer import FitResult, Trainer, input_preparer
 
 

@@ -7,7 +7,6 @@ heads) are picked up by the trainer's optimizer and checkpoint without extra wir
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -15,36 +14,7 @@ from torch import Tensor, nn
 
 from distill.errors import ConfigError
 from distill.registry import Registry, check_options
-
-
-@dataclass(frozen=True)
-class Needs:
-    """What the trainer must collect for a method.
-
-    ``student_modules``/``teacher_modules`` are dotted module paths (``layer2``,
-    ``encoder.layer.3``) whose outputs are captured with forward hooks.
-    ``teacher`` is False for methods that learn from labels alone.
-    """
-
-    teacher: bool = True
-    student_modules: tuple[str, ...] = ()
-    teacher_modules: tuple[str, ...] = ()
-
-
-@dataclass
-class Outputs:
-    logits: Tensor
-    features: dict[str, Tensor] = field(default_factory=dict)
-
-
-@dataclass
-class Batch:
-    inputs: Tensor
-    targets: Tensor
-    # Position of each sample in its dataset; lets a teacher cache look up stored outputs.
-    index: Tensor | None = None
-    # The augmentation draws that produced ``inputs`` (None when not augmented).
-    view: Any = None
+from distill.types import Batch, Needs, Outputs  # noqa: F401  (re-exported: the contract types)
 
 
 class Method(nn.Module):

@@ -16,25 +16,21 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from distill import distributed as dist
+from distill.checkpoint import flatten_optimizer, load_tensors, save_tensors, unflatten_optimizer
 from distill.config.schema import TrainConfig
 from distill.data.batches import BatchSource
 from distill.errors import ConfigError, NonFiniteLossError
+from distill.io import atomic_write_text
 from distill.knowledge.taps import Taps
-from distill.methods.base import Batch, Method, Outputs
-from distill.models.predict import predict
-from distill.train import distributed as dist
-from distill.train.checkpoint import (
-    atomic_write_text,
-    flatten_optimizer,
-    load_tensors,
-    save_tensors,
-    unflatten_optimizer,
-)
+from distill.methods.base import Method
+from distill.models.predict import input_preparer, predict, uses_conv  # noqa: F401  (input_preparer: old home)
 from distill.train.fast import autocast, compiled, grad_scaler
 from distill.train.label_loss import label_loss
 from distill.train.progress import NullProgress
 from distill.train.schedule import build_optimizer, learning_rate
 from distill.train.validation import SELECTION, selection_score, validation_metrics
+from distill.types import Batch, Outputs
 
 TeacherFn = Callable[[Batch], Outputs]
 EpochCallback = Callable[["Trainer", dict], None]
@@ -47,16 +43,6 @@ class FitResult:
     best_val_accuracy: float
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def uses_conv(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in model.modules())
-
-
-def input_preparer(model: nn.Module, channels_last: bool) -> Callable[[Tensor], Tensor]:
-    if channels_last and uses_conv(model):
-        return lambda x: x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
-    return lambda x: x
 
 
 def probe_method(method: Method, model: nn.Module, teacher: TeacherFn | None, inputs: Tensor,
