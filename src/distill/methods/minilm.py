@@ -16,14 +16,17 @@ teacher's layer 6 (MiniLMv2 distils one upper layer of the teacher into the stud
 The tensors come from forward hooks on each layer's ``attention.self.query|key|value`` linear
 maps, which every BERT-style ``hf_classifier`` / ``text_transformer`` has.
 
-Only the relation term is returned (methods give distillation terms); combine it with soft
-targets and labels in ``distill.methods``, e.g. ``[{method: kd}, {method: minilm, weight: 1}]``.
+Only the relation term is returned: the trainer adds the label loss (``distill.label_weight``,
+default 1). Combine it with soft targets in ``distill.methods``, e.g. ``[{method: kd}, {method:
+minilm, weight: 1}]``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
+from pydantic import Field
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -80,7 +83,8 @@ class MiniLM(Method):
     paper = ("Wang et al. 2020, MiniLMv2: Multi-Head Self-Attention Relation Distillation for Compressing "
              "Pretrained Transformers, arXiv:2012.15828")
 
-    def __init__(self, layers=((2, 6),), relation_heads: int = 12, relations=RELATIONS, pad_id: int = 0):
+    def __init__(self, layers=((2, 6),), relation_heads: Annotated[int, Field(ge=1)] = 12, relations=RELATIONS,
+                 pad_id: Annotated[int, Field(ge=0)] = 0):
         super().__init__()
         self.pairs = parse_layer_pairs(layers)
         if relation_heads < 1:
