@@ -80,6 +80,14 @@ def load_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
         from distill.data.text_bundle import load_text_data
 
         return load_text_data(cfg, teacher_path)
+    if cfg.dataset == "spoken_words":
+        from distill.data.speech_bundle import load_speech_bundle
+
+        return load_speech_bundle(cfg)
+    if cfg.dataset in ("breast_cancer", "digits", "wine"):
+        from distill.data.tabular import load_tabular_bundle
+
+        return load_tabular_bundle(cfg)
     if cfg.dataset != "fashion_mnist":  # pydantic already restricts this; kept for new datasets
         raise DataError(f"unknown dataset '{cfg.dataset}'")
     raw = load_fashion_mnist(cfg.root)

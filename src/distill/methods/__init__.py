@@ -17,6 +17,7 @@ from distill.methods import (  # noqa: F401  (registers the built-in methods)
     supervised,
     tfkd,
     tinybert,
+    two_way,
 )
 from distill.methods.base import (
     METHODS,

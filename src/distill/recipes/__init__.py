@@ -6,13 +6,15 @@ offline (the default) lives in ``distill.experiment``; the others:
 - born_again: generation k teaches generation k+1 of the same architecture
 - takd: teacher -> assistant -> student
 - reverse: a small trained model teaches a larger one
+- two_way: a pretrained teacher keeps learning while it teaches (reverse KD from the student)
 """
 
 from __future__ import annotations
 
-from distill.recipes import born_again, online, reverse, takd
+from distill.recipes import born_again, online, reverse, takd, two_way
 
-MODES = {"online": online.run, "born_again": born_again.run, "takd": takd.run, "reverse": reverse.run}
+MODES = {"online": online.run, "born_again": born_again.run, "takd": takd.run, "reverse": reverse.run,
+         "two_way": two_way.run}
 
 
 def run_mode(mode: str, experiment, teacher, student, method) -> dict:

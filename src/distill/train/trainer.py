@@ -175,6 +175,12 @@ class Trainer:
         params += [p for p in self.method.parameters() if p.requires_grad]
         return params
 
+    def _param_groups(self) -> list:
+        """The parameters, or groups with their own ``lr_scale`` when the model has them (two-way pairs)."""
+        if not hasattr(self.model, "param_groups"):
+            return self._parameters()
+        return [*self.model.param_groups(), {"params": [p for p in self.method.parameters() if p.requires_grad]}]
+
     def _step(self, batch: Batch, student_taps: Taps | None) -> dict[str, Tensor]:
         teacher = self.teacher(batch) if self.needs.teacher else None
         with autocast(self.device, self.precision):
@@ -193,7 +199,7 @@ class Trainer:
     def fit(self, train: BatchSource, val_inputs: Tensor, val_targets: Tensor, resume: bool = False) -> FitResult:
         cfg = self.cfg
         self._probe(val_inputs)
-        self.optimizer = build_optimizer(self._parameters(), cfg)
+        self.optimizer = build_optimizer(self._param_groups(), cfg)
         steps_per_epoch = len(train)
         state: dict[str, Any] = {"epoch": 0, "step": 0, "best_epoch": -1, "best_val_accuracy": -1.0,
                                  "best_score": -math.inf, "history": [], "finished": False, "seconds": 0.0}
@@ -229,7 +235,7 @@ class Trainer:
         step = state["step"]
         for batch in train.epoch(epoch):
             for group in self.optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, step, steps_per_epoch)
+                group["lr"] = learning_rate(cfg, step, steps_per_epoch) * group.get("lr_scale", 1.0)
             losses = self._step(batch, student_taps)
             loss = sum(losses.values())
             if not math.isfinite(float(loss.detach())):
