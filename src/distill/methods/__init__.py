@@ -13,6 +13,7 @@ from distill.methods import (  # noqa: F401  (registers the built-in methods)
     pkt,
     regression,
     rkd,
+    soft_tree,
     sp,
     supervised,
     tfkd,
