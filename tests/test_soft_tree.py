@@ -68,7 +68,8 @@ def test_prediction_is_the_most_probable_leaf_and_paths_follow_the_gates():
     torch.manual_seed(1)
     tree = build_model("soft_tree", (6,), 4, depth=3).eval()
     x = torch.randn(5, 6)
-    out = hooked(tree, x)
+    with torch.no_grad():
+        out = hooked(tree, x)
     leaf = out.features["routing"][:, tree.inner:].argmax(1)
     assert torch.equal(out.logits, out.features["leaves"][leaf])
     for n, path in enumerate(tree.paths(x)):

@@ -169,6 +169,12 @@ class Experiment:
                                world_size=world, views=views)
 
     def _fit(self, trainer: Trainer, train_cfg, views: int | None = None, transfer=None) -> Stage:
+        if getattr(trainer.model, "fits_without_gradients", False):  # gbdt: fitted, not trained (train/trees.py)
+            from distill.train.trees import fit_tree_model
+
+            result = fit_tree_model(trainer, self._batches(train_cfg, views, transfer), self.data.val.inputs,
+                                    self.data.val.targets)
+            return Stage(trainer.name, trainer.model, result.seconds, result.best_epoch)
         result = trainer.fit(self._batches(train_cfg, views, transfer), self.data.val.inputs, self.data.val.targets,
                              resume=self.resume)
         return Stage(trainer.name, trainer.model, result.seconds, result.best_epoch)
