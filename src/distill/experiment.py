@@ -29,6 +29,7 @@ from distill.methods.regression import supervised_for
 from distill.models.predict import predict
 from distill.models.registry import build_model, model_options
 from distill.report.html import report_after_run
+from distill.report.soft_tree_section import explain_trees
 from distill.report.summary import gap_recovered, print_summary, write_summary
 from distill.train import distributed as dist
 from distill.train.checkpoint import atomic_write_text, load_weights_into
@@ -276,6 +277,7 @@ class Experiment:
         if not dist.is_main():
             return {}
         summary = self.evaluate(stages)
+        explain_trees(stages, self.data, self.run_dir)  # soft decision trees: filters and paths for the report
         final = stages.get("student") or list(stages.values())[-1]  # born-again runs end in their last generation
         export_student(self.cfg.export, final.model, self.data, self.run_dir, summary)
         write_summary(self.run_dir / "summary.json", summary)
