@@ -63,8 +63,8 @@ def markdown(results: list[dict]) -> str:
     gain = paired(acc["student"], acc["baseline"])
     gap = gap_recovered(t, b, s)
     first = results[0]
-    lines = ["| model | params | size | test acc (mean ± std, %d seeds) | paired vs alone | latency b1 (PyTorch) |"
-             % len(results), "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [f"| model | params | size | test acc (mean ± std, {len(results)} seeds) | paired vs alone | "
+             "latency b1 (PyTorch) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for role, name in (("teacher", "teacher speech_cnn"), ("baseline", "DS-CNN alone"),
                        ("student", "DS-CNN distilled (KD)")):
         key = "teacher" if role == "teacher" else "student"
