@@ -149,3 +149,11 @@ def test_speech_runs_end_to_end_with_masked_views_cached_and_exported(tmp_path):
                         cache={"views": 2}, export={"enabled": True, "quantize": None, "latency_repeats": 2})
     assert summary["dataset"] == "spoken_words" and summary["class_names"] == ["low", "mid", "high"]
     assert (ckpt.parent / "cache").is_dir() and (ckpt.parent / "student.onnx").is_file()
+    # the deployed preprocessing reproduces the inputs the student was evaluated on
+    from distill.config.schema import DataConfig
+    from distill.data.bundle import load_data
+    from distill.data.speech_bundle import features_from_file
+
+    bundle = load_data(DataConfig(dataset="spoken_words", root=str(tmp_path), speech={"n_mels": 16}))
+    clips = torch.from_numpy(load_spoken_words(tmp_path)["test_audio"])
+    assert torch.allclose(features_from_file(clips, ckpt.parent / "preprocessing.json"), bundle.test.inputs, atol=1e-4)

@@ -17,6 +17,7 @@ from distill.config.load import dump_config
 from distill.config.schema import ExperimentConfig, ModelConfig
 from distill.data.batches import InMemoryBatches
 from distill.data.bundle import DataBundle, load_data
+from distill.data.speech_bundle import write_preprocessing
 from distill.errors import CompatibilityError, ConfigError
 from distill.evaluate.cost import model_cost
 from distill.evaluate.metrics import classification_metrics
@@ -278,6 +279,7 @@ class Experiment:
             return {}
         summary = self.evaluate(stages)
         explain_trees(stages, self.data, self.run_dir)  # soft decision trees: filters and paths for the report
+        write_preprocessing(self.data, self.run_dir)  # speech: the log-mel settings an exported student needs
         final = stages.get("student") or list(stages.values())[-1]  # born-again runs end in their last generation
         export_student(self.cfg.export, final.model, self.data, self.run_dir, summary)
         write_summary(self.run_dir / "summary.json", summary)

@@ -47,3 +47,27 @@ def load_speech_bundle(cfg: DataConfig) -> DataBundle:
                        "std": std.flatten().cpu().tolist(), "synthetic": True}}
     return DataBundle("spoken_words", train_split, splits["val"], splits["test"].head(cfg.test_subset), len(words),
                       words, augment, meta=meta)
+
+
+def write_preprocessing(data: DataBundle, run_dir) -> None:
+    """``RUN/preprocessing.json``: what turns a clip into the exported model's input (speech runs only)."""
+    if "speech" not in data.meta:
+        return
+    import json
+    from pathlib import Path
+
+    from distill.train.checkpoint import atomic_write_text
+
+    atomic_write_text(Path(run_dir) / "preprocessing.json", json.dumps({"log_mel": data.meta["speech"]}, indent=1))
+
+
+def features_from_file(audio: torch.Tensor, path) -> torch.Tensor:
+    """(N, samples) int16 or float clips -> the exported student's input, with ``RUN/preprocessing.json``."""
+    import json
+    from pathlib import Path
+
+    p = json.loads(Path(path).read_text())["log_mel"]
+    spec = MelSpec(sample_rate=p["sample_rate"], n_fft=p["n_fft"], hop=p["hop"], n_mels=p["n_mels"])
+    mean = torch.tensor(p["mean"]).reshape(1, -1, 1)
+    std = torch.tensor(p["std"]).reshape(1, -1, 1)
+    return features(audio, spec, mean, std)
