@@ -68,3 +68,10 @@ def test_two_way_run_updates_both_models_keeps_both_checkpoints_and_uses_the_tea
 def test_two_way_refuses_another_method(tmp_path):
     with pytest.raises(ConfigError, match="method 'two_way'"):
         run(tmp_path, {"mode": "two_way", "method": "kd"})
+
+
+def test_teacher_lr_belongs_to_two_way_only():
+    from distill.config import load_config
+
+    with pytest.raises(ConfigError, match="teacher_lr"):
+        load_config(data={"distill": {"method": "kd", "teacher_lr": 0.01}})

@@ -176,6 +176,9 @@ class DistillConfig(Strict):
         if self.peers and self.mode != "online":
             raise ValueError(f"'peers' are trained by mode online (deep mutual learning), but mode is '{self.mode}'; "
                              f"set distill.mode: online or remove distill.peers")
+        if self.teacher_lr is not None and self.mode != "two_way":
+            raise ValueError(f"'teacher_lr' is the learning rate of mode two_way's teacher, but mode is '{self.mode}'; "
+                             f"set distill.mode: two_way or remove distill.teacher_lr")
         return self
 
 
