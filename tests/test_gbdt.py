@@ -68,3 +68,12 @@ def test_gbdt_student_runs_from_yaml_with_trees_as_the_baseline(tmp_path):
     models = summary["models"]
     assert models["student"]["accuracy"] > 0.85 and models["baseline"]["accuracy"] > 0.85
     assert (ckpt / "student-best.safetensors").is_file() and (ckpt / "baseline-best.safetensors").is_file()
+
+
+def test_a_constant_output_gets_no_trees_so_a_binary_margin_costs_one_regressor():
+    x, _ = problem()
+    margin = np.stack([np.zeros(len(x)), x[:, 0] - x[:, 1]], axis=1)
+    model = build_model("gbdt", (4,), 2, **SETTINGS)
+    model.fit_targets(torch.from_numpy(x), torch.from_numpy(margin))
+    assert model.feature.shape[0] == 15 and set(model.tree_output.tolist()) == {1}
+    assert torch.equal(model.raw(torch.from_numpy(x))[:, 0], torch.zeros(len(x), dtype=torch.float64))

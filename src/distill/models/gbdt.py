@@ -60,10 +60,15 @@ class TreeEnsemble(nn.Module):
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         x_np, y_np = _numpy(x), targets.detach().double().cpu().numpy().reshape(len(x), -1)
-        models = [HistGradientBoostingRegressor(**self.options, early_stopping=False, random_state=seed)
-                  .fit(x_np, y_np[:, k]) for k in range(y_np.shape[1])]
-        self._load_trees([[(m._predictors[i][0], k) for k, m in enumerate(models)] for i in range(self._iters(models))],
-                         np.array([float(np.ravel(m._baseline_prediction)[0]) for m in models]))
+        # A constant output (the zero reference logit of a binary margin) needs no trees: its baseline is it.
+        fitted = [k for k in range(y_np.shape[1]) if np.ptp(y_np[:, k]) > 0]
+        models = {k: HistGradientBoostingRegressor(**self.options, early_stopping=False, random_state=seed)
+                  .fit(x_np, y_np[:, k]) for k in fitted}
+        baseline = y_np[0].copy()
+        for k, m in models.items():
+            baseline[k] = float(np.ravel(m._baseline_prediction)[0])
+        iters = self._iters(list(models.values())) if models else 0
+        self._load_trees([[(m._predictors[i][0], k) for k, m in models.items()] for i in range(iters)], baseline)
 
     def fit_labels(self, x: Tensor, labels: Tensor, task: str, seed: int = 0) -> None:
         """The same trees trained on labels alone: log-loss classification, or regression on the targets."""

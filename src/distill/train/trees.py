@@ -43,6 +43,10 @@ def fit_tree_model(trainer, train, val_inputs: Tensor, val_targets: Tensor):
         logits = teacher_outputs(trainer, inputs, targets)
         if model.target == "probabilities" and trainer.task == "classification":
             logits = torch.softmax(logits / model.temperature, dim=-1)
+        elif trainer.task == "classification" and logits.shape[1] == 2:
+            # Two classes: only the margin z1 - z0 matters (softmax ignores a shift), so one regressor
+            # per iteration, the same number of trees as the classifier trained on the labels.
+            logits = logits - logits[:, :1]
         model.fit_targets(inputs.cpu(), logits, seed=trainer.seed)
     else:
         labelled = targets.cpu() >= 0 if trainer.task == "classification" else slice(None)  # -1: unlabelled
