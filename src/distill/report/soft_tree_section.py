@@ -56,9 +56,10 @@ def explain_trees(stages: dict, data, run_dir: Path) -> list[Path]:
     return written
 
 
-def heat_map(values: list[float], shape: tuple[int, int], title: str, cell: int = 6) -> str:
+def heat_map(values: list[float], shape: tuple[int, int], title: str, pixels: int = 96) -> str:
     """An SVG image of ``values``: red positive, blue negative, white zero (scaled to the largest |value|)."""
     h, w = shape
+    cell = max(2, pixels // max(h, w))
     scale = max(1e-12, max(abs(v) for v in values))
     rects = []
     for i, v in enumerate(values[: h * w]):
@@ -68,7 +69,7 @@ def heat_map(values: list[float], shape: tuple[int, int], title: str, cell: int 
             (round(255 * (1 + t)), round(255 * (1 + t)), 255)
         rects.append(f'<rect x="{c * cell}" y="{r * cell + 14}" width="{cell}" height="{cell}" '
                      f'fill="rgb{colour}"/>')
-    width = max(w * cell, 60)
+    width = max(w * cell, 7 * len(title))
     return (f'<svg class="chart" width="{width}" height="{h * cell + 16}" xmlns="http://www.w3.org/2000/svg">'
             f'<text x="0" y="11" class="tk">{escape(title)}</text>{"".join(rects)}</svg>')
 
@@ -100,7 +101,7 @@ def tree_section(info: dict) -> str:
             side = "right" if nxt == 2 * node + 2 else "left"
             steps.append(f"{_node_name(node, inner)} -{side} ({prob:.2f})->")
         steps.append(_node_name(s["path"][-1][0], inner))
-        image = heat_map(s["input"], shape, "input", cell=4) if shape else ""
+        image = heat_map(s["input"], shape, "input", pixels=48) if shape else ""
         rows.append(f"<li>{image} label <b>{escape(s['label'])}</b>, predicted <b>{escape(s['predicted'])}</b>: "
                     f"{escape(' '.join(steps))}</li>")
     parts.append("<p>Greedy paths of the first test samples (the branch taken and its probability):</p>"
