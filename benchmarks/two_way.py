@@ -28,7 +28,7 @@ BASE = {
 MODES = {
     "offline kd": {"distill": {"method": "kd"}, "baseline": True},
     "two_way": {"distill": {"mode": "two_way", "method": "two_way", "teacher_lr": 0.005,
-                            "options": {"temperature": 4.0, "alpha": 0.9, "beta": 0.1, "reverse_weight": 0.1}},
+                            "label_weight": 0.1, "options": {"temperature": 4.0, "alpha": 0.9, "reverse_weight": 0.1}},
                 "baseline": False},
 }
 

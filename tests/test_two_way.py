@@ -11,24 +11,23 @@ from distill.models import build_model
 from distill.models.cohort import TwoWayPair
 from distill.train.checkpoint import load_tensors
 
-from .methods_support import fixed, np_cross_entropy, np_kl, np_softmax
+from .methods_support import fixed, np_kl, np_softmax
 from .test_modes import run
 
 
 def test_two_way_loss_matches_an_independent_formula():
     t, s = fixed(6, 4, seed=1) * 2, fixed(6, 4, seed=2) * 2
     y = torch.tensor([0, 1, 2, 3, 0, 1])
-    T, alpha, beta, rev, tbeta = 3.0, 0.8, 0.2, 0.05, 0.7
-    method = build_method("two_way", {"temperature": T, "alpha": alpha, "beta": beta, "reverse_weight": rev,
-                                      "teacher_beta": tbeta})
+    T, alpha, rev = 3.0, 0.8, 0.05
+    method = build_method("two_way", {"temperature": T, "alpha": alpha, "reverse_weight": rev})
     losses = method.losses(Outputs(torch.stack([t, s], dim=1)), None, Batch(torch.zeros(6, 1), y))
     tn, sn = t.double().numpy(), s.double().numpy()
     kl_ts = np.mean([np_kl(np_softmax(tn[i] / T), np_softmax(sn[i] / T)) for i in range(6)]) * T**2
     kl_st = np.mean([np_kl(np_softmax(sn[i] / T), np_softmax(tn[i] / T)) for i in range(6)]) * T**2
+    assert set(losses) == {"student.soft", "teacher.reverse"}  # distillation terms only: the trainer adds labels
     assert losses["student.soft"].item() == pytest.approx(alpha * kl_ts, rel=1e-5)
     assert losses["teacher.reverse"].item() == pytest.approx(rev * kl_st, rel=1e-5)
-    assert losses["student.hard"].item() == pytest.approx(beta * np_cross_entropy(sn, y.numpy()), rel=1e-5)
-    assert losses["teacher.hard"].item() == pytest.approx(tbeta * np_cross_entropy(tn, y.numpy()), rel=1e-5)
+    assert method.label_weight == pytest.approx(0.1)
 
 
 def test_each_direction_only_moves_its_own_model():

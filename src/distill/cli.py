@@ -13,17 +13,19 @@ from distill import __version__
 from distill.errors import DistillError
 from distill.export.commands import add_commands as add_export_commands
 from distill.report import commands as report_commands
+from distill.search.commands import add_commands as add_search_commands
 
 EPILOG = "Every command has its own --help. Docs: README.md and docs/ in the repository."
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from distill.config import load_config
-    from distill.experiment import new_run_dir, run_experiment
+    from distill.pipeline.experiment import run_experiment
+    from distill.pipeline.run_folder import new_run_dir
 
     cfg = load_config(args.config, args.set)
     if args.nproc > 1:
-        from distill.train.distributed import relaunch
+        from distill.distributed import relaunch
 
         # Name the run folder once, here, so every rank writes to the same one.
         out = args.out or (None if args.resume else str(new_run_dir(cfg)))
@@ -56,6 +58,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
             console.print(f"paper: {cls.paper}")
         if cls.__doc__:
             console.print(inspect.cleandoc(cls.__doc__))
+        console.print(f"label weight (the default of distill.label_weight): {cls.label_weight}")
         console.print("options:")
         for key, default in method_options(cls).items():
             console.print(f"  {key} = {default!r}")
@@ -128,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     mo.set_defaults(func=cmd_models)
 
     report_commands.add_commands(sub)
+    add_search_commands(sub)
     add_export_commands(sub)
     return parser
 

@@ -56,7 +56,7 @@ def write_preprocessing(data: DataBundle, run_dir) -> None:
     import json
     from pathlib import Path
 
-    from distill.train.checkpoint import atomic_write_text
+    from distill.io import atomic_write_text
 
     atomic_write_text(Path(run_dir) / "preprocessing.json", json.dumps({"log_mel": data.meta["speech"]}, indent=1))
 

@@ -10,8 +10,9 @@ For a student of model ``soft_tree`` (its ``gates``, ``routing`` and ``leaves`` 
   probability of reaching node i, d_i its depth). The paper averages a_i over recent batches;
   here it is the batch's value.
 
-Only distillation terms are returned; the label loss belongs to the trainer (with ``target:
-labels`` the same expected cross-entropy is taken against the labels instead: the tree alone).
+Only these terms are returned and the trainer's label loss is off (``label_weight = 0``): the
+paper's loss alone. With ``target: labels`` the same expected cross-entropy is taken against the
+one-hot labels instead, which is the tree trained alone with the same loss.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def balance_penalty(right: Tensor, reach: Tensor, strength: float) -> Tensor:
 class SoftTree(Method):
     summary = "soft decision tree student: expected leaf cross-entropy with soft targets + balanced splits"
     paper = "Frosst, Hinton 2017, Distilling a Neural Network Into a Soft Decision Tree, arXiv:1711.09784"
+    # The paper trains on the expected leaf cross-entropy alone; the trainer's cross-entropy of the
+    # tree's output (the leaf mixture) would be another loss, so it is off unless distill.label_weight says.
+    label_weight = 0.0
 
     def __init__(self, temperature: float = 1.0, alpha: float = 1.0, penalty: float = 0.1,
                  target: str = "teacher"):

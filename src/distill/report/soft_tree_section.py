@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from distill.train.checkpoint import atomic_write_text
+from distill.io import atomic_write_text
 
 LEVELS = 2
 SAMPLES = 4

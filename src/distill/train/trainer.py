@@ -16,24 +16,21 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from distill import distributed as dist
+from distill.checkpoint import flatten_optimizer, load_tensors, save_tensors, unflatten_optimizer
 from distill.config.schema import TrainConfig
 from distill.data.batches import BatchSource
-from distill.errors import NonFiniteLossError
+from distill.errors import ConfigError, NonFiniteLossError
+from distill.io import atomic_write_text
 from distill.knowledge.taps import Taps
-from distill.methods.base import Batch, Method, Outputs
-from distill.models.predict import predict
-from distill.train import distributed as dist
-from distill.train.checkpoint import (
-    atomic_write_text,
-    flatten_optimizer,
-    load_tensors,
-    save_tensors,
-    unflatten_optimizer,
-)
+from distill.methods.base import Method
+from distill.models.predict import input_preparer, predict, uses_conv  # noqa: F401  (input_preparer: old home)
 from distill.train.fast import autocast, compiled, grad_scaler
+from distill.train.label_loss import label_loss
 from distill.train.progress import NullProgress
 from distill.train.schedule import build_optimizer, learning_rate
 from distill.train.validation import SELECTION, selection_score, validation_metrics
+from distill.types import Batch, Outputs
 
 TeacherFn = Callable[[Batch], Outputs]
 EpochCallback = Callable[["Trainer", dict], None]
@@ -46,16 +43,6 @@ class FitResult:
     best_val_accuracy: float
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def uses_conv(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in model.modules())
-
-
-def input_preparer(model: nn.Module, channels_last: bool) -> Callable[[Tensor], Tensor]:
-    if channels_last and uses_conv(model):
-        return lambda x: x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
-    return lambda x: x
 
 
 def probe_method(method: Method, model: nn.Module, teacher: TeacherFn | None, inputs: Tensor,
@@ -107,11 +94,14 @@ class Trainer:
         precision: str = "fp32",
         compile: bool = False,
         task: str = "classification",
+        label_weight: float | None = None,
     ):
         self.name, self.cfg, self.method, self.seed = name, cfg, method, seed
         if task not in SELECTION:
             raise ValueError(f"task must be one of {', '.join(SELECTION)}, got '{task}'")
         self.task = task
+        # The one weight of the label term: the method's (its official recipe's, or distill.label_weight).
+        self.label_weight = float(method.label_weight if label_weight is None else label_weight)
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.method = method.to(self.device)
@@ -186,7 +176,17 @@ class Trainer:
         with autocast(self.device, self.precision):
             logits = self.forward(self.prepare(batch.inputs))
             student = Outputs(logits, student_taps.pop() if student_taps else {})
-            return {k: v.float() for k, v in self.method.losses(student, teacher, batch).items()}
+            losses = self.method.losses(student, teacher, batch)
+            if self.label_weight and "hard" in losses:
+                raise ConfigError(
+                    f"method '{getattr(self.method, 'name', type(self.method).__name__)}' returned its own label "
+                    f"loss ('hard') and the trainer adds one too: return distillation terms only, or set the "
+                    f"method's label_weight to 0")
+            if self.label_weight:
+                label = label_loss(logits, batch.targets, self.task, self.method.label_loss,
+                                   self.method.label_smoothing)
+                losses = {"label": self.label_weight * label, **losses}
+            return {k: v.float() for k, v in losses.items()}
 
     def validate(self, inputs: Tensor, targets: Tensor) -> dict[str, float]:
         logits = predict(self.model, inputs.to(self.device), self.eval_batch_size, self.prepare)
@@ -228,6 +228,7 @@ class Trainer:
         torch.manual_seed(self.seed * 1_000_003 + epoch)
         self.model.train()
         self.method.train()
+        self.method.start_epoch(epoch)
         self.progress.start(f"{self.name} epoch {epoch + 1}/{cfg.epochs}", steps_per_epoch)
         started = time.perf_counter()
         totals: dict[str, float] = {}

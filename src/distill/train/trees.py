@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 
 from distill.methods.base import Batch
-from distill.train import distributed as dist
-from distill.train.checkpoint import save_tensors
+from distill import distributed as dist
+from distill.checkpoint import save_tensors
 
 
 def teacher_outputs(trainer, inputs: Tensor, targets: Tensor, chunk: int = 1024) -> Tensor:
