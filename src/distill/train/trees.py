@@ -19,9 +19,9 @@ import time
 import torch
 from torch import Tensor
 
-from distill.methods.base import Batch
 from distill import distributed as dist
 from distill.checkpoint import save_tensors
+from distill.methods.base import Batch
 
 
 def teacher_outputs(trainer, inputs: Tensor, targets: Tensor, chunk: int = 1024) -> Tensor:
