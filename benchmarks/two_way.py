@@ -1,6 +1,6 @@
 """Two-way distillation against offline KD from the same pretrained teacher (Fashion-MNIST slice).
 
-    python benchmarks/two_way.py [--seeds 0 1 2]
+    python benchmarks/two_way.py [--seeds 0 1 2] [--teacher-checkpoint PATH]
 
 The pair and recipe of benchmarks/methods_fashion_mnist.py: teacher cnn [32, 64, 128] (6 epochs,
 trained once, seed 0, then loaded by every run), student cnn [8, 16, 32], 5 epochs of SGD, 5000
@@ -37,8 +37,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--runs", default=str(ROOT / "runs" / "bench-two-way"))
+    parser.add_argument("--teacher-checkpoint", default=None, help="load this teacher instead of training it")
     args = parser.parse_args()
-    runs, clock, rows, teacher_ckpt = Path(args.runs), Clock(), [], None
+    runs, clock, rows, teacher_ckpt = Path(args.runs), Clock(), [], args.teacher_checkpoint
     out = ROOT / "benchmarks" / "results" / "two_way.json"
     for seed in args.seeds:
         for label, section in MODES.items():
