@@ -29,3 +29,13 @@ def test_a_stale_catalogue_falls_back_to_the_registries(monkeypatch, tmp_path):
     stale.write_text(json.dumps({"sources": "old", "methods": {}, "models": {}}))
     monkeypatch.setattr(catalogue, "INDEX", stale)
     assert "kd" in catalogue.catalogue()["methods"]
+
+
+def test_import_distill_is_light_and_every_public_name_resolves():
+    import distill
+
+    for name in distill.__all__:
+        assert getattr(distill, name) is not None, name
+    env = {**os.environ, "PYTHONPATH": str(Path(catalogue.__file__).resolve().parents[1])}
+    code = "import sys, distill, distill.cli; assert 'torch' not in sys.modules, 'torch was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
