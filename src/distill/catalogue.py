@@ -42,6 +42,7 @@ def live() -> dict:
         cls = METHODS.get(name)
         methods[name] = {"summary": cls.summary, "paper": cls.paper,
                          "doc": inspect.cleandoc(cls.__doc__) if cls.__doc__ else "",
+                         "label_weight": getattr(cls, "label_weight", None),
                          "options": {k: repr(v) for k, v in method_options(cls).items()}}
     models = {name: {"options": {k: repr(v) for k, v in model_options(name).items()}} for name in MODELS.names()}
     return {"methods": methods, "models": models}

@@ -68,6 +68,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
             console.print(f"paper: {entry['paper']}")
         if entry["doc"]:
             console.print(entry["doc"])
+        if entry.get("label_weight") is not None:
+            console.print(f"label weight (the default of distill.label_weight): {entry['label_weight']}")
         console.print("options:")
         for key, default in entry["options"].items():
             console.print(f"  {key} = {default}")

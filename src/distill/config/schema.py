@@ -126,6 +126,9 @@ class DistillConfig(Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="the method's options, e.g. temperature")
     methods: list[MethodSpec] | None = Field(None, description="several methods, losses summed with weights "
                                                                "(instead of method/options)")
+    label_weight: float | None = Field(None, ge=0, description="weight of the one label loss (cross-entropy, or MSE "
+                                                               "for regression) the trainer adds; null = the method's "
+                                                               "default from its official recipe (kd 0.1, dkd 1.0, ...)")
     mode: str = Field(
         "offline", description="a registered mode (distill.pipeline.modes): offline (frozen trained teacher), "
                                "online, born_again, takd, reverse; see docs/methods.md")

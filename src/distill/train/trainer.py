@@ -20,12 +20,13 @@ from distill import distributed as dist
 from distill.checkpoint import flatten_optimizer, load_tensors, save_tensors, unflatten_optimizer
 from distill.config.schema import TrainConfig
 from distill.data.batches import BatchSource
-from distill.errors import NonFiniteLossError
+from distill.errors import ConfigError, NonFiniteLossError
 from distill.io import atomic_write_text
 from distill.knowledge.taps import Taps
 from distill.methods.base import Method
 from distill.models.predict import input_preparer, predict, uses_conv  # noqa: F401  (input_preparer: old home)
 from distill.train.fast import autocast, compiled, grad_scaler
+from distill.train.label_loss import label_loss
 from distill.train.progress import NullProgress
 from distill.train.running_loss import RunningLoss
 from distill.train.schedule import build_optimizer, learning_rate
@@ -69,18 +70,30 @@ class TrainStep(nn.Module):
     (compiled or plain; not registered, so parameters are not counted twice).
     """
 
-    def __init__(self, model: nn.Module, method: Method, forward_model: nn.Module, prepare, device, precision: str):
+    def __init__(self, model: nn.Module, method: Method, forward_model: nn.Module, prepare, device, precision: str,
+                 task: str = "classification", label_weight: float = 0.0):
         super().__init__()
         self.model, self.method = model, method
         self.__dict__["forward_model"] = forward_model
         self.prepare, self.device, self.precision = prepare, device, precision
+        self.task, self.label_weight = task, label_weight
         self.taps: Taps | None = None
 
     def forward(self, batch: Batch, teacher: Outputs | None) -> dict[str, Tensor]:
         with autocast(self.device, self.precision):
             logits = self.forward_model(self.prepare(batch.inputs))
             student = Outputs(logits, self.taps.pop() if self.taps else {})
-            return {k: v.float() for k, v in self.method.losses(student, teacher, batch).items()}
+            losses = self.method.losses(student, teacher, batch)
+            if self.label_weight and "hard" in losses:
+                raise ConfigError(
+                    f"method '{getattr(self.method, 'name', type(self.method).__name__)}' returned its own label "
+                    f"loss ('hard') and the trainer adds one too: return distillation terms only, or set the "
+                    f"method's label_weight to 0")
+            if self.label_weight:  # the one label term, owned here for every method (train/label_loss.py)
+                label = label_loss(logits, batch.targets, self.task, self.method.label_loss,
+                                   self.method.label_smoothing)
+                losses = {"label": self.label_weight * label, **losses}
+            return {k: v.float() for k, v in losses.items()}
 
 
 class MetricsLog:
@@ -116,12 +129,15 @@ class Trainer:
         precision: str = "fp32",
         compile: bool = False,
         task: str = "classification",
+        label_weight: float | None = None,
         log_every: int = 50,
     ):
         self.name, self.cfg, self.method, self.seed = name, cfg, method, seed
         if task not in SELECTION:
             raise ValueError(f"task must be one of {', '.join(SELECTION)}, got '{task}'")
         self.task = task
+        # The one weight of the label term: the method's (its official recipe's, or distill.label_weight).
+        self.label_weight = float(method.label_weight if label_weight is None else label_weight)
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.method = method.to(self.device)
@@ -196,7 +212,8 @@ class Trainer:
     def _joint_module(self) -> nn.Module:
         """Student + method as one module (after the probe has created the method's adapters), DDP-wrapped
         under torchrun; adapters a step may leave unused (none get gradients then) need find_unused_parameters."""
-        step = TrainStep(self.model, self.method, self.forward, self.prepare, self.device, self.precision)
+        step = TrainStep(self.model, self.method, self.forward, self.prepare, self.device, self.precision,
+                         self.task, self.label_weight)
         has_adapters = any(p.requires_grad for p in self.method.parameters())
         return dist.wrap(step, self.device, find_unused_parameters=has_adapters)
 
@@ -254,6 +271,7 @@ class Trainer:
         torch.manual_seed(self.seed * 1_000_003 + epoch)
         self.model.train()
         self.method.train()
+        self.method.start_epoch(epoch)
         self.progress.start(f"{self.name} epoch {epoch + 1}/{cfg.epochs}", steps_per_epoch)
         started = time.perf_counter()
         running = RunningLoss(self.device)
