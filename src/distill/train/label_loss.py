@@ -25,16 +25,19 @@ def labelled_rows(targets: Tensor) -> Tensor:
 
 
 def label_loss(logits: Tensor, targets: Tensor, task: str = "classification", kind: str | None = None,
-               label_smoothing: float = 0.0) -> Tensor:
+               label_smoothing: float = 0.0, all_labelled: bool = False) -> Tensor:
     """Cross-entropy (classification) or ``kind`` = mse | l1 (regression) over the labelled rows.
 
     ``logits`` of shape (N, P, C) are a cohort of P peers (mode online): each peer gets its own
-    cross-entropy and the peers' terms are summed, as in deep mutual learning.
+    cross-entropy and the peers' terms are summed, as in deep mutual learning. ``all_labelled``
+    (the caller knows the training set has no unlabelled rows) skips the mask, and with it a host
+    sync per step (``keep.any()``); the result is bitwise the same.
     """
-    keep = labelled_rows(targets)
-    if not bool(keep.any()):
-        return logits.sum() * 0.0
-    logits, targets = logits[keep], targets[keep]
+    if not all_labelled:
+        keep = labelled_rows(targets)
+        if not bool(keep.any()):
+            return logits.sum() * 0.0
+        logits, targets = logits[keep], targets[keep]
     if task == "regression":
         distance = REGRESSION_LOSSES.get(kind or "mse")
         if distance is None:
