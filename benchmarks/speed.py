@@ -51,6 +51,7 @@ from distill.methods.base import build_method
 from distill.methods.supervised import Supervised
 from distill.models.predict import predict
 from distill.models.registry import build_model
+from distill.train.label_loss import label_loss
 from distill.train.trainer import Trainer, input_preparer
 from distill.types import Outputs
 
@@ -287,14 +288,17 @@ def loss_side_cost(cache, source, classes: int, repeats: int = 300) -> dict[str,
     """CPU microseconds per step of what KD adds to a step: the cache lookup and the KD loss (forward and
     backward), against the student-alone loss, on the logits of one real batch (the models left out)."""
     batch = next(iter(source.epoch(0)))
-    kd, alone = build_method("kd"), Supervised()
+    kd = build_method("kd")
     logits = torch.randn(len(batch.targets), classes, requires_grad=True)
 
+    def label(weight: float):  # the trainer's one label term, as in TrainStep
+        return weight * label_loss(logits, batch.targets, all_labelled=True)
+
     def kd_side():
-        sum(kd.losses(Outputs(logits), cache(batch), batch).values()).backward()
+        (label(kd.label_weight) + sum(kd.losses(Outputs(logits), cache(batch), batch).values())).backward()
 
     def alone_side():
-        sum(alone.losses(Outputs(logits), None, batch).values()).backward()
+        label(1.0).backward()
 
     out = {}
     for key, fn in (("kd_cached", kd_side), ("alone", alone_side)) * 2:  # twice: the first round warms up
