@@ -391,6 +391,71 @@ def test_crd_is_the_documented_infonce_variant_with_the_papers_queue():
     check(total, reference, s0, rel=1e-6, grad_atol=1e-5)
 
 
+def test_crd_memory_bank_is_repdistillers_contrast_memory_and_nce_loss():
+    """RepDistiller crd/memory.py ContrastMemory + crd/criterion.py ContrastLoss, for fixed contrast indices:
+    out = exp(<bank[idx], anchor> / T) / Z with Z = mean * n_data set once; P_n = 1 / n_data;
+    loss = -(sum log(P_pos / (P_pos + K P_n + eps)) + sum log(K P_n / (P_neg + K P_n + eps))) / B."""
+    n_data, k, dim, temp, eps = 10, 3, 4, 0.07, 1e-7
+    s0, t0 = RNG.normal(size=(3, 6)), RNG.normal(size=(3, 5))
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    options = {"student_layer": "s", "teacher_layer": "t", "queue_size": k, "feat_dim": dim,
+               "negatives": "memory_bank"}
+    method, _, teacher, _ = feature_total("crd", options, t0, n=3)
+    method.setup(Outputs(torch.zeros(3, K), {"s": torch.tensor(s0).float()}), teacher)
+    method.setup_data(labels)
+    method.double()
+    bank_s, bank_t = method.memory_s.numpy().copy(), method.memory_t.numpy().copy()
+    index, idx = np.array([4, 0, 7]), np.array([[4, 0, 2, 9], [0, 1, 5, 8], [7, 2, 3, 6]])
+    method.contrast_indices = lambda index_, targets_: torch.tensor(idx)
+    ws, bs = method.embed_s.weight.detach().numpy(), method.embed_s.bias.detach().numpy()
+    wt, bt = method.embed_t.weight.detach().numpy(), method.embed_t.bias.detach().numpy()
+    z_t = [unit(wt @ row + bt) for row in t0]
+
+    def scores(bank, anchors):
+        return np.array([[np.exp(bank[j] @ anchors[b] / temp) for j in idx[b]] for b in range(3)])
+
+    def contrast_loss(x):
+        m, pn = x.shape[1] - 1, 1 / n_data
+        d1 = sum(np.log(x[b, 0] / (x[b, 0] + m * pn + eps)) for b in range(len(x)))
+        d0 = sum(np.log(m * pn / (x[b, j] + m * pn + eps)) for b in range(len(x)) for j in range(1, m + 1))
+        return -(d1 + d0) / len(x)
+
+    out_t = scores(bank_s, z_t)  # the teacher anchors against the student bank
+    z_const_t = out_t.mean() * n_data
+
+    def reference(s):
+        z_s = [unit(ws @ row + bs) for row in s]
+        out_s = scores(bank_t, z_s)  # the student anchors against the teacher bank
+        return 0.8 * (contrast_loss(out_s / reference.z_s) + contrast_loss(out_t / z_const_t))
+
+    reference.z_s = scores(bank_t, [unit(ws @ row + bs) for row in s0]).mean() * n_data  # Z: set on the first batch
+    batch = Batch(torch.zeros(3, 1), torch.tensor([0, 1, 2]), index=torch.tensor(index))
+    method.eval()  # no memory update inside the gradient check; Z stays fixed after the first call
+
+    def total(s):
+        student = Outputs(torch.zeros(3, K, dtype=torch.float64), {"s": s})
+        return sum(method.losses(student, teacher, batch).values())
+
+    check(total, reference, s0, rel=1e-6, grad_atol=1e-5)
+    method.train()  # a training step refreshes the bank rows of the batch with momentum 0.5
+    total(torch.tensor(s0))
+    z_s = np.array([unit(ws @ row + bs) for row in s0])
+    for b, i in enumerate(index):
+        assert np.allclose(method.memory_s[i].numpy(), unit(0.5 * bank_s[i] + 0.5 * z_s[b]))
+        assert np.allclose(method.memory_t[i].numpy(), unit(0.5 * bank_t[i] + 0.5 * z_t[b]))
+
+
+def test_crd_memory_bank_draws_negatives_from_other_classes_without_replacement():
+    from distill.methods.crd_memory import contrast_indices
+
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, -1])
+    idx = contrast_indices(torch.tensor([0, 4, 9]), torch.tensor([0, 1, -1]), labels, k=5)
+    assert idx[:, 0].tolist() == [0, 4, 9]
+    for row, label in ((0, 0), (1, 1)):
+        assert all(int(labels[j]) != label for j in idx[row, 1:]) and len(set(idx[row, 1:].tolist())) == 5
+    assert 9 not in idx[2, 1:].tolist()  # an unlabelled row draws from every other sample
+
+
 def test_tinybert_is_the_official_mse_and_soft_cross_entropy():
     """TinyBERT task_distill.py: MSE of attention scores and (projected) hidden states; soft_cross_entropy
     = (-softmax(t/T) * log_softmax(s/T)).sum(-1).mean(), no T^2."""
