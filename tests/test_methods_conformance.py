@@ -198,23 +198,26 @@ def test_tfkd_leaves_unlabelled_rows_out():
           S_LOGITS)
 
 
-def test_dml_is_each_peers_mean_kl_to_the_others():
-    """Deep mutual learning: for each peer, mean over the others of KL(p_j || p_i), the others fixed targets."""
+@pytest.mark.parametrize("reduction,per_peer", [("sum", 1.0), ("mean", 0.5)])
+def test_dml_is_the_official_kl_loss_compute_summed_over_the_other_peers(reduction, per_peer):
+    """Deep-Mutual-Learning train_models.py: net_loss_i = CE_i + sum_{j != i} kl_loss_compute(logits_i, logits_j),
+    kl_loss_compute = mean_n sum_k p_j log(1e-8 + p_j / (p_i + 1e-8)); each net's gradient for its own
+    variables only (the others fixed). At T = 1 as the code, and at T = 2 with distill's T^2 factor."""
     cohort = RNG.normal(size=(N, 3, K))
-    method = build_method("dml", {"temperature": 2.0, "alpha": 0.5})
     batch = Batch(torch.zeros(N, 1), torch.tensor(Y))
+    for temp in (1.0, 2.0):
+        method = build_method("dml", {"temperature": temp, "alpha": 0.5, "reduction": reduction})
 
-    def reference(student, targets=cohort):
-        total = 0.0
-        for i in range(3):
-            for j in range(3):
-                if j != i:
-                    for n in range(N):
-                        p_j, p_i = softmax(targets[n, j] / 2.0), softmax(student[n, i] / 2.0)
-                        total += 0.5 * sum(p_j * (np.log(p_j) - np.log(p_i))) * 4.0 / N / 2
-        return total
+        def reference(student, targets=cohort, temp=temp):
+            total = 0.0
+            for i, j in itertools.permutations(range(3), 2):
+                kl = np.mean([sum(softmax(targets[n, j] / temp) * np.log(1e-8 + softmax(targets[n, j] / temp)
+                                                                           / (softmax(student[n, i] / temp) + 1e-8)))
+                              for n in range(N)])
+                total += 0.5 * per_peer * kl * temp**2
+            return total
 
-    check(lambda s: sum(method.losses(Outputs(s), None, batch).values()), reference, cohort)
+        check(lambda s, m=method: sum(m.losses(Outputs(s), None, batch).values()), reference, cohort, rel=1e-6)
 
 
 # -- feature methods ----------------------------------------------------------------------------
