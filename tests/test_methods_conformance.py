@@ -539,3 +539,17 @@ def test_supervised_is_the_trainers_label_term_alone_with_label_smoothing():
         return np.mean([0.8 * -log_softmax(s[i])[targets[i]] + 0.2 * np.mean(-log_softmax(s[i])) for i in rows])
 
     check(lambda s: sum(trainer._step(Batch(s, torch.tensor(targets)), None).values()), reference, S_LOGITS)
+
+
+@pytest.mark.parametrize("loss,distance", [("mse", lambda d: d**2), ("l1", np.abs)])
+def test_supervised_regression_is_the_trainers_label_term_on_rows_with_a_target(loss, distance):
+    from distill.config.schema import TrainConfig
+    from distill.train.trainer import Trainer
+
+    targets = RNG.normal(size=(N, 2))
+    targets[1, 0] = np.nan  # a row without a target is masked
+    keep = ~np.isnan(targets).any(1)
+    trainer = Trainer("baseline", torch.nn.Identity(), TrainConfig(),
+                      build_method("supervised_regression", {"loss": loss}), task="regression")
+    check(lambda s: sum(trainer._step(Batch(s, torch.tensor(targets)), None).values()),
+          lambda s: np.mean(distance(s[keep] - targets[keep])), RNG.normal(size=(N, 2)))
