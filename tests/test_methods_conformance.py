@@ -15,6 +15,8 @@ import torch
 
 from distill.methods import Batch, Outputs, build_method
 
+from .methods_support import ready
+
 N, K = 5, 4
 RNG = np.random.default_rng(0)
 S_LOGITS = RNG.normal(size=(N, K)) * 3
@@ -511,10 +513,10 @@ def test_every_logit_method_trains_on_a_transfer_set_with_one_masked_label_term(
 
     method = build_method(name)
     targets = np.array([0, -1, 2, -1, 1])
-    trainer = Trainer("student", torch.nn.Identity(), TrainConfig(), method,
-                      teacher=(lambda b: Outputs(torch.tensor(T_LOGITS))) if method.needs().teacher else None)
+    trainer = ready(Trainer("student", torch.nn.Identity(), TrainConfig(), method,
+                            teacher=(lambda b: Outputs(torch.tensor(T_LOGITS))) if method.needs().teacher else None))
     x = torch.tensor(S_LOGITS, requires_grad=True)  # the identity "model" returns its input as the logits
-    losses = trainer._step(Batch(x, torch.tensor(targets)), None)
+    losses = trainer._step(Batch(x, torch.tensor(targets)))
     assert [k for k in losses if k == "label" or "hard" in k] == ["label"]
     keep = targets >= 0
     ce = np.mean([-log_softmax(S_LOGITS[i])[targets[i]] for i in np.flatnonzero(keep)])
@@ -531,14 +533,14 @@ def test_supervised_is_the_trainers_label_term_alone_with_label_smoothing():
 
     method = build_method("supervised", {"label_smoothing": 0.2})
     targets = np.array([0, -1, 2, 3, 1])
-    trainer = Trainer("baseline", torch.nn.Identity(), TrainConfig(), method)
+    trainer = ready(Trainer("baseline", torch.nn.Identity(), TrainConfig(), method))
     assert method.losses(Outputs(torch.tensor(S_LOGITS)), None, Batch(torch.zeros(N, 1), torch.tensor(targets))) == {}
 
     def reference(s):
         rows = [i for i in range(N) if targets[i] >= 0]
         return np.mean([0.8 * -log_softmax(s[i])[targets[i]] + 0.2 * np.mean(-log_softmax(s[i])) for i in rows])
 
-    check(lambda s: sum(trainer._step(Batch(s, torch.tensor(targets)), None).values()), reference, S_LOGITS)
+    check(lambda s: sum(trainer._step(Batch(s, torch.tensor(targets))).values()), reference, S_LOGITS)
 
 
 @pytest.mark.parametrize("loss,distance", [("mse", lambda d: d**2), ("l1", np.abs)])
@@ -549,7 +551,7 @@ def test_supervised_regression_is_the_trainers_label_term_on_rows_with_a_target(
     targets = RNG.normal(size=(N, 2))
     targets[1, 0] = np.nan  # a row without a target is masked
     keep = ~np.isnan(targets).any(1)
-    trainer = Trainer("baseline", torch.nn.Identity(), TrainConfig(),
-                      build_method("supervised_regression", {"loss": loss}), task="regression")
-    check(lambda s: sum(trainer._step(Batch(s, torch.tensor(targets)), None).values()),
+    trainer = ready(Trainer("baseline", torch.nn.Identity(), TrainConfig(),
+                            build_method("supervised_regression", {"loss": loss}), task="regression"))
+    check(lambda s: sum(trainer._step(Batch(s, torch.tensor(targets))).values()),
           lambda s: np.mean(distance(s[keep] - targets[keep])), RNG.normal(size=(N, 2)))
