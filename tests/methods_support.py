@@ -65,9 +65,3 @@ def np_cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
 
 def np_kl(p: np.ndarray, q: np.ndarray) -> float:
     return float(sum(pi * np.log(pi / qi) for pi, qi in zip(p, q, strict=True) if pi > 0))
-
-
-def ready(trainer):
-    """A Trainer whose ``_step(batch)`` works before ``fit()``: the step module built as fit builds it."""
-    trainer.step_module = trainer._joint_module()
-    return trainer

@@ -16,7 +16,7 @@ from distill.methods.combined import method_from_config
 from distill.train.checkpoint import load_tensors
 from distill.train.trainer import Trainer
 
-from .methods_support import NUM_CLASSES, fixed, ready, tiny_data, tiny_models
+from .methods_support import NUM_CLASSES, fixed, tiny_data, tiny_models
 
 KD = {"method": "kd", "weight": 0.7, "options": {"temperature": 2.0, "alpha": 0.8}}
 AT = {"method": "at", "weight": 0.3, "options": {"student_layer": "s", "teacher_layer": "t", "beta": 10.0}}
@@ -93,7 +93,7 @@ def test_a_combination_counts_the_label_loss_once():
     student, teacher, batch = outputs()
     assert build_method("combined", {"methods": [KD, AT]}).label_weight == 1.0  # the largest: at's 1.0 over kd's 0.1
     logit_only = build_method("combined", {"methods": [KD, {"method": "dkd"}, {"method": "lskd"}]})
-    trainer = ready(Trainer("student", torch.nn.Identity(), TrainConfig(), logit_only, teacher=lambda b: teacher))
+    trainer = Trainer("student", torch.nn.Identity(), TrainConfig(), logit_only, teacher=lambda b: teacher)
     losses = trainer._step(Batch(student.logits, batch.targets))  # the identity model returns the logits
     assert [k for k in losses if "label" in k or "hard" in k] == ["label"]
     assert losses["label"].item() == pytest.approx(torch.nn.functional.cross_entropy(student.logits, batch.targets).item())

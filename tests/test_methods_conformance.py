@@ -15,8 +15,6 @@ import torch
 
 from distill.methods import Batch, Outputs, build_method
 
-from .methods_support import ready
-
 N, K = 5, 4
 RNG = np.random.default_rng(0)
 S_LOGITS = RNG.normal(size=(N, K)) * 3
@@ -513,8 +511,8 @@ def test_every_logit_method_trains_on_a_transfer_set_with_one_masked_label_term(
 
     method = build_method(name)
     targets = np.array([0, -1, 2, -1, 1])
-    trainer = ready(Trainer("student", torch.nn.Identity(), TrainConfig(), method,
-                            teacher=(lambda b: Outputs(torch.tensor(T_LOGITS))) if method.needs().teacher else None))
+    trainer = Trainer("student", torch.nn.Identity(), TrainConfig(), method,
+                            teacher=(lambda b: Outputs(torch.tensor(T_LOGITS))) if method.needs().teacher else None)
     x = torch.tensor(S_LOGITS, requires_grad=True)  # the identity "model" returns its input as the logits
     losses = trainer._step(Batch(x, torch.tensor(targets)))
     assert [k for k in losses if k == "label" or "hard" in k] == ["label"]
@@ -533,7 +531,7 @@ def test_supervised_is_the_trainers_label_term_alone_with_label_smoothing():
 
     method = build_method("supervised", {"label_smoothing": 0.2})
     targets = np.array([0, -1, 2, 3, 1])
-    trainer = ready(Trainer("baseline", torch.nn.Identity(), TrainConfig(), method))
+    trainer = Trainer("baseline", torch.nn.Identity(), TrainConfig(), method)
     assert method.losses(Outputs(torch.tensor(S_LOGITS)), None, Batch(torch.zeros(N, 1), torch.tensor(targets))) == {}
 
     def reference(s):
@@ -551,7 +549,7 @@ def test_supervised_regression_is_the_trainers_label_term_on_rows_with_a_target(
     targets = RNG.normal(size=(N, 2))
     targets[1, 0] = np.nan  # a row without a target is masked
     keep = ~np.isnan(targets).any(1)
-    trainer = ready(Trainer("baseline", torch.nn.Identity(), TrainConfig(),
-                            build_method("supervised_regression", {"loss": loss}), task="regression"))
+    trainer = Trainer("baseline", torch.nn.Identity(), TrainConfig(),
+                            build_method("supervised_regression", {"loss": loss}), task="regression")
     check(lambda s: sum(trainer._step(Batch(s, torch.tensor(targets))).values()),
           lambda s: np.mean(distance(s[keep] - targets[keep])), RNG.normal(size=(N, 2)))

@@ -20,8 +20,6 @@ from distill.train.label_loss import label_loss
 from distill.train.trainer import Trainer
 from distill.train.validation import validation_metrics
 
-from .methods_support import ready
-
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "regression_diabetes.yaml"
 S = torch.tensor([[1.0], [2.0], [4.0]])
 T = torch.tensor([[0.0], [2.0], [5.0]])
@@ -38,8 +36,7 @@ def test_regression_kd_losses_match_hand_computed_values(name, hard_loss, soft, 
     method = build_method(name, {"alpha": 0.3, "beta": 2.0, "hard_loss": hard_loss})  # beta: the old label weight
     losses = method.losses(Outputs(S), Outputs(T), Batch(torch.zeros(3, 1), Y))
     assert set(losses) == {"soft"} and losses["soft"].item() == pytest.approx(0.3 * soft)
-    trainer = ready(Trainer("s", torch.nn.Identity(), TrainConfig(), method, teacher=lambda b: Outputs(T),
-                            task="regression"))
+    trainer = Trainer("s", torch.nn.Identity(), TrainConfig(), method, teacher=lambda b: Outputs(T), task="regression")
     label = trainer._step(Batch(S, Y))["label"]
     assert label.item() == pytest.approx(2.0 * hard)
 
@@ -54,7 +51,7 @@ def test_mse_and_mae_differ_where_errors_are_not_all_one():
 def test_supervised_regression_and_bad_hard_loss():
     method = build_method("supervised_regression", {"loss": "l1"})
     assert method.losses(Outputs(S), None, Batch(S, Y)) == {}
-    loss = ready(Trainer("s", torch.nn.Identity(), TrainConfig(), method, task="regression"))._step(Batch(S, Y))
+    loss = Trainer("s", torch.nn.Identity(), TrainConfig(), method, task="regression")._step(Batch(S, Y))
     assert loss["label"].item() == pytest.approx(0.5)
     nan = torch.tensor([1.5, float("nan"), 3.0])  # a row without a target is masked
     assert label_loss(S, nan, "regression", "l1").item() == pytest.approx((0.5 + 1.0) / 2)
