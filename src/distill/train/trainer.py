@@ -248,6 +248,7 @@ class Trainer:
 
     def fit(self, train: BatchSource, val_inputs: Tensor, val_targets: Tensor, resume: bool = False) -> FitResult:
         cfg = self.cfg
+        self.method.setup_data(getattr(train, "targets", None))  # before a resume loads sized buffers
         self._probe(val_inputs)
         self.optimizer = build_optimizer(self._param_groups(), cfg)
         steps_per_epoch = len(train)
