@@ -18,6 +18,7 @@ from distill.knowledge.teacher import LiveTeacher
 from distill.methods import METHODS, Method, build_method, method_options
 from distill.models import MODELS, build_model, model_options
 from distill.models.cohort import Cohort
+from distill.train.label_loss import label_loss
 from distill.types import Batch, Needs, Outputs
 
 from .methods_support import IMAGE, LAYER_OPTIONS, NUM_CLASSES, tiny_models
@@ -86,9 +87,14 @@ def run_method(name: str):
     with Taps(student, needs.student_modules, "student") as taps:
         probe = Outputs(student(x[:2]), taps.pop())
         method.setup(probe, live(Batch(x[:2], y[:2])) if live else None)
-        losses = method.losses(Outputs(student(x), taps.pop()), live(Batch(x, y)) if live else None, Batch(x, y))
+        out = Outputs(student(x), taps.pop())
+        losses = method.losses(out, live(Batch(x, y)) if live else None, Batch(x, y))
     if live:
         live.close()
+    assert "hard" not in losses and "label" not in losses, f"{name}: the trainer owns the label loss"
+    if method.label_weight:  # the one label term the trainer adds (distill.train.label_loss)
+        task = "regression" if pair is regression_pair else "classification"
+        losses = {"label": method.label_weight * label_loss(out.logits, y, task, method.label_loss), **losses}
     return method, needs, losses, student, teacher
 
 

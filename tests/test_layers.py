@@ -79,31 +79,30 @@ def test_the_table_names_every_package():
     assert set(layers) - packages == set(), "the table names packages that do not exist"
 
 
-def test_no_import_goes_up_a_layer_or_across_a_row():
-    layers = layer_table()
+def violations(edges: dict[tuple[str, str], list[str]], layers: dict[str, int]) -> list[str]:
     shared_rows = {0, max(layers.values())}  # the bottom and the wiring row: their modules may use each other
     bad = []
-    for (importer, imported), where in sorted(package_edges().items()):
+    for (importer, imported), where in sorted(edges.items()):
         if (importer, imported) in ALLOWED:
             continue
         low, high = layers[imported], layers[importer]
         if high < low or (high == low and high not in shared_rows):
             bad.append(f"{importer} (layer {high}) imports {imported} (layer {low}) at {', '.join(where[:3])}")
-    assert not bad, "imports the layer table forbids:\n" + "\n".join(bad)
+    return bad
 
 
-def test_no_cycle_between_packages():
+def cycles(edges) -> list[str]:
     graph: dict[str, set[str]] = {}
-    for importer, imported in package_edges():
+    for importer, imported in edges:
         graph.setdefault(importer, set()).add(imported)
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    cycles = []
+    found = []
 
     def visit(node: str, path: list[str]) -> None:
         state[node] = 1
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                cycles.append(" -> ".join([*path[path.index(nxt):], nxt]))
+                found.append(" -> ".join([*path[path.index(nxt):], nxt]))
             elif nxt not in state:
                 visit(nxt, [*path, nxt])
         state[node] = 2
@@ -111,7 +110,27 @@ def test_no_cycle_between_packages():
     for start in sorted(graph):
         if start not in state:
             visit(start, [start])
-    assert not cycles, "package cycles:\n" + "\n".join(cycles)
+    return found
+
+
+def test_no_import_goes_up_a_layer_or_across_a_row():
+    bad = violations(package_edges(), layer_table())
+    assert not bad, "imports the layer table forbids:\n" + "\n".join(bad)
+
+
+def test_no_cycle_between_packages():
+    found = cycles(package_edges())
+    assert not found, "package cycles:\n" + "\n".join(found)
+
+
+def test_the_checks_catch_an_upward_arrow_a_sideways_arrow_and_a_cycle():
+    layers = {"errors": 0, "io": 0, "data": 3, "methods": 4, "export": 8, "report": 8, "cli": 11}
+    edges = {("data", "methods"): ["data/x.py:1"], ("export", "report"): ["export/y.py:2"],
+             ("io", "errors"): ["io.py:3"], ("methods", "data"): ["methods/z.py:4"]}
+    bad = violations(edges, layers)
+    assert len(bad) == 2 and bad[0].startswith("data (layer 3) imports methods (layer 4) at data/x.py:1")
+    assert bad[1].startswith("export (layer 8) imports report (layer 8)")
+    assert cycles(edges) == ["data -> methods -> data"]
 
 
 def test_the_walker_sees_function_local_and_relative_imports(tmp_path):

@@ -446,7 +446,7 @@ def test_every_logit_method_trains_on_a_transfer_set_with_one_masked_label_term(
     trainer = Trainer("student", torch.nn.Identity(), TrainConfig(), method,
                       teacher=(lambda b: Outputs(torch.tensor(T_LOGITS))) if method.needs().teacher else None)
     x = torch.tensor(S_LOGITS, requires_grad=True)  # the identity "model" returns its input as the logits
-    losses = trainer._step(Batch(x, torch.tensor(targets)), None)
+    losses = trainer._step(Batch(x, torch.tensor(targets)))
     assert [k for k in losses if k == "label" or "hard" in k] == ["label"]
     keep = targets >= 0
     ce = np.mean([-log_softmax(S_LOGITS[i])[targets[i]] for i in np.flatnonzero(keep)])
@@ -454,3 +454,20 @@ def test_every_logit_method_trains_on_a_transfer_set_with_one_masked_label_term(
     total = sum(losses.values())
     total.backward()
     assert torch.isfinite(total) and torch.isfinite(x.grad).all()
+
+
+def test_supervised_is_the_trainers_label_term_alone_with_label_smoothing():
+    """cross_entropy(label_smoothing=e): (1 - e) * -log p_y + e * mean_k -log p_k, over the labelled rows."""
+    from distill.config.schema import TrainConfig
+    from distill.train.trainer import Trainer
+
+    method = build_method("supervised", {"label_smoothing": 0.2})
+    targets = np.array([0, -1, 2, 3, 1])
+    trainer = Trainer("baseline", torch.nn.Identity(), TrainConfig(), method)
+    assert method.losses(Outputs(torch.tensor(S_LOGITS)), None, Batch(torch.zeros(N, 1), torch.tensor(targets))) == {}
+
+    def reference(s):
+        rows = [i for i in range(N) if targets[i] >= 0]
+        return np.mean([0.8 * -log_softmax(s[i])[targets[i]] + 0.2 * np.mean(-log_softmax(s[i])) for i in rows])
+
+    check(lambda s: sum(trainer._step(Batch(s, torch.tensor(targets))).values()), reference, S_LOGITS)

@@ -106,12 +106,12 @@ def average_gradients(params: list[nn.Parameter]) -> None:
         g.div_(world_size())
 
 
-def wrap(model: nn.Module, device: torch.device) -> nn.Module:
+def wrap(model: nn.Module, device: torch.device, find_unused_parameters: bool = False) -> nn.Module:
     """DistributedDataParallel around ``model`` when a process group is running, else ``model``."""
     if not active() or not any(p.requires_grad for p in model.parameters()):
         return model
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters)
 
 
 def relaunch(nproc: int, argv: list[str]) -> int:

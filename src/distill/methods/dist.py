@@ -24,7 +24,8 @@ def pearson_distance(a: Tensor, b: Tensor, dim: int, eps: float = 1e-8) -> Tenso
 class DIST(Method):
     """total = beta * inter + gamma * intra + label_weight * CE.
 
-    The official code is hunto/DIST_KD (``losses/dist_kd.py``): with Y = softmax(logits / tau),
+    The official code is hunto/DIST_KD (its classification code lives in hunto/image_classification_sota,
+    ``lib/models/losses/dist_kd.py``): with Y = softmax(logits / tau),
     inter = tau^2 * (1 - mean over samples of Pearson(Y_s[i], Y_t[i])) (how a sample's classes are
     ranked) and intra = tau^2 * (1 - mean over classes of Pearson(Y_s[:, j], Y_t[:, j])) (how a
     class is spread over the batch). The official recipes train ``CE + 2 * DIST`` with

@@ -7,7 +7,7 @@ against the targets (added by the trainer) is chosen separately with ``hard_loss
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 from torch import Tensor
@@ -33,7 +33,7 @@ class SupervisedRegression(Method):
     paper = ""
     label_weight = 1.0
 
-    def __init__(self, loss: str = "mse"):
+    def __init__(self, loss: Literal["mse", "l1"] = "mse"):
         super().__init__()
         _distance(loss, "supervised_regression", "loss")
         self.label_loss = loss
@@ -57,7 +57,7 @@ class _RegressionKD(Method):
     label_weight = 0.5
     renamed_options = {"beta": "label_weight"}
 
-    def __init__(self, alpha: Annotated[float, Field(ge=0)] = 0.5, hard_loss: str = "mse"):
+    def __init__(self, alpha: Annotated[float, Field(ge=0)] = 0.5, hard_loss: Literal["mse", "l1"] = "mse"):
         super().__init__()
         self.alpha = alpha
         _distance(hard_loss, self.name, "hard_loss")

@@ -1,5 +1,8 @@
 """Plain supervised training: the teacher's own training and the baseline student."""
 
+from typing import Annotated
+
+from pydantic import Field
 from torch import Tensor
 
 from distill.methods.base import Batch, Method, Needs, Outputs, register_method
@@ -13,7 +16,7 @@ class Supervised(Method):
     paper = ""
     label_weight = 1.0
 
-    def __init__(self, label_smoothing: float = 0.0):
+    def __init__(self, label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0):
         super().__init__()
         self.label_smoothing = label_smoothing
 

@@ -59,6 +59,15 @@ class Experiment:
     def _fit(self, trainer, train_cfg, views=None, transfer=None) -> Stage:
         return st.fit(self, trainer, train_cfg, views, transfer)
 
+    def _batches(self, train_cfg, views=None, transfer=None):
+        return st.batches(self, train_cfg, views, transfer)
+
+    def _training_set(self, transfer=None):
+        return st.training_set(self, transfer)
+
+    def _teacher(self, live, modules, transfer=None):
+        return st.teacher_knowledge(self, live, modules, "student", self.cfg.student.train.epochs, transfer)
+
     def check_names(self) -> None:
         """Unknown dataset or mode names fail here, before anything is written."""
         dataset_spec(self.cfg.data.dataset)
