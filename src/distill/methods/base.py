@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from distill.registry import Registry, check_options
+from distill.options import validate_options
+from distill.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,7 @@ def method_options(cls: type[Method]) -> dict[str, Any]:
 def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
     cls = METHODS.get(name)
     options = dict(options or {})
-    check_options("method", name, options, method_options(cls))
-    return cls(**options)
+    return cls(**validate_options("method", name, cls, options))
 
 
 def kl_with_temperature(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:

@@ -8,7 +8,8 @@ from typing import Any
 
 from torch import nn
 
-from distill.registry import Registry, check_options
+from distill.options import validate_options
+from distill.registry import Registry
 
 ModelFactory = Callable[..., nn.Module]
 MODELS: Registry[ModelFactory] = Registry("model")
@@ -28,9 +29,14 @@ def model_options(name: str) -> dict[str, Any]:
     }
 
 
+def check_model_options(name: str, options: dict[str, Any], where: str | None = None) -> dict[str, Any]:
+    """The options validated against the factory's signature (see distill/options.py); one-line errors."""
+    return validate_options("model", name, MODELS.get(name), options, where)
+
+
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **options: Any) -> nn.Module:
     factory = MODELS.get(name)
-    check_options("model", name, options, model_options(name))
+    options = check_model_options(name, options)
     return factory(input_shape=tuple(input_shape), num_classes=num_classes, **options)
 
 
