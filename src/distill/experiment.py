@@ -13,6 +13,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from distill import preflight, rundir
 from distill.config.load import dump_config
 from distill.config.schema import ExperimentConfig, ModelConfig
 from distill.data.batches import InMemoryBatches
@@ -107,9 +108,11 @@ def check_compatible(teacher: nn.Module, student: nn.Module, data: DataBundle) -
             model.eval()
             try:
                 shapes[role] = tuple(model(probe).shape)
-            except RuntimeError as exc:
+            except Exception as exc:  # any failure of the forward pass on this data is a misfit, said in one line
+                kind = "token ids" if not probe.is_floating_point() else "inputs"
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
                 raise CompatibilityError(
-                    f"the {role} cannot take inputs of shape {tuple(probe.shape[1:])}: {str(exc).splitlines()[0]}"
+                    f"the {role} cannot take {kind} of shape {tuple(probe.shape[1:])} ({data.name}): {first}"
                 ) from None
             finally:
                 model.train(was_training)
@@ -136,8 +139,10 @@ class Stage:
 
 class Experiment:
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, resume: bool = False, console: Console | None = None,
-                 quiet: bool = False, callbacks=None):
-        self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
+                 quiet: bool = False, callbacks=None, overwrite: bool = False, check_only: bool = False):
+        self.cfg, self.run_dir, self.resume, self.overwrite = cfg, Path(run_dir), resume, overwrite
+        self.check_only = check_only  # stop once config, data and models have been checked
+        self.lock = None
         self.console = console or Console(stderr=True, quiet=quiet)
         self.progress = NullProgress() if quiet else RichProgress(self.console)
         self.callbacks = callbacks or []
@@ -191,6 +196,7 @@ class Experiment:
 
     def run(self) -> dict:
         cfg = self.cfg
+        preflight.check_config(cfg)
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
         else:
@@ -201,20 +207,18 @@ class Experiment:
         self.run_dir = Path(dist.broadcast_object(str(self.run_dir)))  # ranks may have named it apart
         if not dist.is_main():
             self.console.quiet, self.progress = True, NullProgress()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.resume:
             check_same_config(self.run_dir, cfg)
+        if dist.is_main():  # nothing is written before the config and the data have been checked
+            rundir.check_out_folder(self.run_dir, self.resume, self.overwrite)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
-        if dist.is_main():
-            atomic_write_text(self.run_dir / "config.yaml", dump_config(cfg))
-            if not self.resume and self.metrics.path.exists():
-                self.metrics.path.unlink()
 
         self.console.print(f"[bold]distill[/bold] run folder: {self.run_dir}")
         self.data = data = load_data(cfg.data, teacher_path=cfg.teacher.model.options.get("path"))
         self.data.train.inputs = data.train.inputs.to(self.device)
         self.data.train.targets = data.train.targets.to(self.device)
         self.console.print(f"data: {data.name}, train {len(data.train)}, val {len(data.val)}, test {len(data.test)}")
+        preflight.check_data(cfg, data)
 
         teacher_meta = model_meta(cfg.teacher.model, data)
         student_meta = model_meta(cfg.student.model, data)
@@ -225,6 +229,8 @@ class Experiment:
         if cfg.distill.mode != "offline":
             from distill.recipes import run_mode  # online, born_again, takd, reverse: docs/methods.md
 
+            if not self.open_run_dir():
+                return {}
             return self.finish(run_mode(cfg.distill.mode, self, teacher, student, method))
         # Layer paths and shapes are checked on the untrained pair, not after hours of teacher training.
         probe_teacher = LiveTeacher(teacher, method.needs().teacher_modules)
@@ -233,6 +239,8 @@ class Experiment:
         finally:
             probe_teacher.close()
             teacher.requires_grad_(True).train()
+        if not self.open_run_dir():
+            return {}
 
         stages: dict[str, Stage] = {}
         if cfg.teacher.checkpoint:
@@ -265,6 +273,22 @@ class Experiment:
             live.close()
 
         return self.finish(stages)
+
+    def open_run_dir(self) -> bool:
+        """Lock, tidy and start the run folder (see distill/rundir.py) once everything has been checked;
+        False when only checking (``distill run --check``): nothing is written."""
+        if self.check_only:
+            self.console.print("check: the config, the data and the models fit together; nothing was written")
+            return False
+        if dist.is_main():
+            self.lock = rundir.open_run_folder(self.run_dir, self.overwrite)
+            atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        return True
+
+    def close(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
     def finish(self, stages: dict[str, Stage]) -> dict:
         if not dist.is_main():
@@ -325,10 +349,13 @@ class Experiment:
 
 
 def run_experiment(cfg: ExperimentConfig, out: Path | None = None, resume: bool = False, quiet: bool = False,
-                   callbacks=None) -> dict:
+                   callbacks=None, overwrite: bool = False, check_only: bool = False) -> dict:
     if out is None:
         out = latest_run_dir(cfg) if resume else new_run_dir(cfg)
+    experiment = Experiment(cfg, Path(out), resume=resume, quiet=quiet, callbacks=callbacks, overwrite=overwrite,
+                            check_only=check_only)
     try:
-        return Experiment(cfg, Path(out), resume=resume, quiet=quiet, callbacks=callbacks).run()
+        return experiment.run()
     finally:
+        experiment.close()
         dist.teardown()

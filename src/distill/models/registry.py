@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from distill.errors import ConfigError
 from distill.options import validate_options
 from distill.registry import Registry
 
@@ -30,8 +31,19 @@ def model_options(name: str) -> dict[str, Any]:
 
 
 def check_model_options(name: str, options: dict[str, Any], where: str | None = None) -> dict[str, Any]:
-    """The options validated against the factory's signature (see distill/options.py); one-line errors."""
-    return validate_options("model", name, MODELS.get(name), options, where)
+    """The options validated against the factory's signature (see distill/options.py); one-line errors.
+
+    ``num_classes`` may be given too (a config overriding the data's class count): a positive integer.
+    """
+    options = dict(options)
+    classes = options.pop("num_classes", None)
+    checked = validate_options("model", name, MODELS.get(name), options, where)
+    if classes is not None:
+        if not isinstance(classes, int) or isinstance(classes, bool) or not 1 <= classes <= 1 << 20:
+            raise ConfigError(f"{where or f'model {name!r}'}: 'num_classes': expected a positive integer, "
+                              f"got {classes!r}")
+        checked["num_classes"] = classes
+    return checked
 
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **options: Any) -> nn.Module:
