@@ -281,7 +281,7 @@ class Experiment:
             self.console.print("check: the config, the data and the models fit together; nothing was written")
             return False
         if dist.is_main():
-            self.lock = rundir.open_run_folder(self.run_dir, self.overwrite)
+            self.lock = rundir.open_run_folder(self.run_dir, self.resume, self.overwrite)
             atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         return True

@@ -57,12 +57,16 @@ def check_writable_folder(path: Path, option: str = "--out") -> None:
             return
 
 
-def check_out_folder(path: Path, resume: bool = False, overwrite: bool = False) -> None:
+def check_out_folder(path: Path, resume: bool = False, overwrite: bool = False, locked: bool = False) -> None:
     """Refuse a run folder that cannot be used as asked, before anything is written."""
     path = Path(path)
     if resume and overwrite:
         raise ConfigError("--resume continues a run and --overwrite replaces it: give one of them")
     check_writable_folder(path)
+    owner = None if locked else RunLock(path).holder()
+    if owner is not None:
+        raise RunFolderBusy(f"{path} is in use by another distill run (pid {owner}, lock file {path / LOCK_NAME}); "
+                            f"wait for it to finish, or use another --out")
     if resume:
         if not resumable(path):
             state = "does not exist" if not path.exists() else "has no checkpoints/*-last.safetensors"
@@ -133,6 +137,22 @@ class RunLock:
         self.fd = fd
         return self
 
+    def holder(self) -> str | None:
+        """The pid written by the process that holds the lock now, or None when nobody does."""
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        finally:
+            os.close(fd)  # closing drops a shared lock we may have taken
+        return None
+
     def release(self) -> None:
         if self.fd is None:
             return
@@ -148,11 +168,16 @@ class RunLock:
         self.release()
 
 
-def open_run_folder(path: Path, overwrite: bool = False) -> RunLock:
+def open_run_folder(path: Path, resume: bool = False, overwrite: bool = False) -> RunLock:
     """Make, lock and tidy the run folder; call once the config and the data have been checked."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     lock = RunLock(path).acquire()
+    try:  # again, under the lock: another run may have used the folder since the first check
+        check_out_folder(path, resume, overwrite, locked=True)
+    except DistillError:
+        lock.release()
+        raise
     if overwrite:
         clear_run(path)
     remove_stale_temporaries(path)
