@@ -95,7 +95,14 @@ def build_from_spec(spec: ModelConfig, data: DataBundle, seed: int) -> nn.Module
     torch.manual_seed(seed)  # baseline and distilled student start from the same weights
     options = {**data_context(spec, data), **spec.options}
     num_classes = options.pop("num_classes", data.num_classes)
-    return build_model(spec.name, data.input_shape, num_classes, **options)
+    try:
+        return build_model(spec.name, data.input_shape, num_classes, **options)
+    except (ValueError, AssertionError, RuntimeError, TypeError, IndexError) as exc:
+        # the options are valid one by one (checked before) but do not make a model for this data
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CompatibilityError(f"model '{spec.name}' cannot be built for {data.name} (inputs "
+                                 f"{tuple(data.input_shape)}, {num_classes} outputs) with options {spec.options}: "
+                                 f"{first}") from None
 
 
 def check_compatible(teacher: nn.Module, student: nn.Module, data: DataBundle) -> None:

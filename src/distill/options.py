@@ -78,7 +78,7 @@ def options_model(factory: Callable, skip: tuple[str, ...] = DATA_PARAMETERS) ->
             continue
         default = ... if p.default is p.empty else p.default
         fields[p.name] = (hints.get(p.name, Any), default)
-    validators = {}
+    validators = {"_int64": model_validator(mode="after")(_after(_fits_int64))}
     for i, check in enumerate(getattr(factory, "option_checks", ())):
         validators[f"_check{i}"] = model_validator(mode="after")(_after(check))
     return create_model(
@@ -86,6 +86,22 @@ def options_model(factory: Callable, skip: tuple[str, ...] = DATA_PARAMETERS) ->
         __config__=ConfigDict(extra=extra, allow_inf_nan=False, arbitrary_types_allowed=True,
                               protected_namespaces=()),
         __validators__=validators, **fields)
+
+
+INT64 = 2**63 - 1
+
+
+def _fits_int64(values: dict) -> None:
+    """Integers beyond 64 bits reach torch as an overflow; refuse them whatever the annotation."""
+    stack = list(values.items())
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64:
+            raise ValueError(f"'{key}' is {short_repr(value)}, beyond a 64-bit integer")
+        if isinstance(value, list | tuple):
+            stack += [(key, v) for v in value]
+        elif isinstance(value, dict):
+            stack += [(f"{key}.{k}", v) for k, v in value.items()]
 
 
 def _after(check: Callable[[dict], None]):

@@ -77,7 +77,10 @@ def _one_line(exc: yaml.YAMLError) -> str:
 
 def parse_yaml(text: str) -> Any:
     """``text`` parsed with :class:`ConfigLoader`, size-checked; errors are one-line ConfigErrors."""
-    loader = ConfigLoader(text)
+    try:
+        loader = ConfigLoader(text)  # the reader checks the characters here
+    except yaml.YAMLError as exc:
+        raise ConfigError(_one_line(exc)) from None
     try:
         try:
             node = loader.get_single_node()

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from distill.errors import ConfigError
 from distill.options import validate_options
 from distill.registry import Registry
 
@@ -86,7 +87,11 @@ def method_options(cls: type[Method]) -> dict[str, Any]:
 def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
     cls = METHODS.get(name)
     options = dict(options or {})
-    return cls(**validate_options("method", name, cls, options))
+    options = validate_options("method", name, cls, options)
+    try:
+        return cls(**options)
+    except ValueError as exc:  # a method's own check of its options: the user's to fix
+        raise ConfigError(f"method '{name}': {' '.join(str(exc).split())}") from None
 
 
 def kl_with_temperature(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:

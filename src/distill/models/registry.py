@@ -49,7 +49,10 @@ def check_model_options(name: str, options: dict[str, Any], where: str | None = 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **options: Any) -> nn.Module:
     factory = MODELS.get(name)
     options = check_model_options(name, options)
-    return factory(input_shape=tuple(input_shape), num_classes=num_classes, **options)
+    try:
+        return factory(input_shape=tuple(input_shape), num_classes=num_classes, **options)
+    except ValueError as exc:  # a factory's own check of its options: the user's to fix
+        raise ConfigError(f"model '{name}': {' '.join(str(exc).split())}") from None
 
 
 def count_parameters(model: nn.Module) -> int:

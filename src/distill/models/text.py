@@ -29,7 +29,7 @@ from distill.models import hf
 from distill.models.registry import register_model
 from distill.options import OptionalSize, Probability, Size, Sizes
 
-PadId = Annotated[int | None, Field(ge=0)]
+PadId = Annotated[int | None, Field(ge=0, le=1 << 20)]
 Layers = Annotated[int, Field(ge=1, le=64)]
 
 
@@ -43,13 +43,22 @@ def make_embedding(vocab_size: int | None, embedding_dim: int | None, pad_id: in
                               f"(the teacher's), got {embedding_dim}")
         if vocab_size not in (None, weight.shape[0]):
             raise ConfigError(f"vocab_size {vocab_size} differs from the teacher's {weight.shape[0]}")
+        _check_pad(pad_id, weight.shape[0])
         emb = nn.Embedding.from_pretrained(weight, freeze=freeze, padding_idx=pad_id)
     else:
         if vocab_size is None:
             vocab_size = hf.load_config(teacher_path).vocab_size
+        _check_pad(pad_id, vocab_size)
         emb = nn.Embedding(vocab_size, embedding_dim or 300, padding_idx=pad_id)
         emb.weight.requires_grad_(not freeze)
     return emb, pad_id
+
+
+def _check_pad(pad_id: int | None, vocab_size: int) -> None:
+    # the vocabulary size is known only here (the teacher's tokenizer), so this cannot be declared
+    if pad_id is not None and not 0 <= pad_id < vocab_size:
+        raise ConfigError(f"pad_id {pad_id} is not a token id of the {vocab_size}-word vocabulary; "
+                          f"leave pad_id unset (the tokenizer's) or give one below vocab_size")
 
 
 def _pad_id(pad_id: int | None, teacher_path: str | None) -> int:
