@@ -202,3 +202,4 @@ def flow(value: Any) -> str:
     """A value as --set text (a YAML flow scalar or collection)."""
     text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
     return text.removesuffix("...").strip()
+

@@ -24,18 +24,6 @@ from tests.fuzz_cases import BASE, Case, config_cases, flow
 ALL_CASES = config_cases()
 
 
-@pytest.fixture
-def tiny_fashion_mnist(monkeypatch):
-    """Fashion-MNIST-shaped random images, so each case loads its data in milliseconds."""
-    g = torch.Generator().manual_seed(0)
-    raw = {"train_images": torch.randint(0, 255, (5200, 28, 28), generator=g, dtype=torch.uint8),
-           "train_labels": torch.randint(0, 10, (5200,), generator=g),
-           "test_images": torch.randint(0, 255, (64, 28, 28), generator=g, dtype=torch.uint8),
-           "test_labels": torch.randint(0, 10, (64,), generator=g)}
-    monkeypatch.setattr("distill.data.bundle.load_fashion_mnist", lambda root=None: raw)
-    monkeypatch.delenv("DISTILL_DEBUG", raising=False)
-
-
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     try:
         code = main(argv)
