@@ -42,7 +42,8 @@ def parse_value(text: str, key: str = "") -> Any:
     try:
         return parse_yaml(text)
     except ConfigError as exc:
-        raise ConfigError(f"--set {key}={short_repr(text, 40)}: the value is not valid YAML ({exc}); "
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ConfigError(f"--set {key}={shown}: the value is not valid YAML ({exc}); "
                           f"quote text that contains ':', '#', '[' or '{{', e.g. --set name='\"a: b\"'") from None
 
 
