@@ -108,6 +108,12 @@ def build_from_spec(spec: ModelConfig, data: DataBundle, seed: int) -> nn.Module
 def check_compatible(teacher: nn.Module, student: nn.Module, data: DataBundle) -> None:
     """Refuse teacher/student pairs whose outputs differ, before any training starts."""
     probe = data.val.inputs[:2]
+    for role, model in (("teacher", teacher), ("student", student)):
+        reads_ids = any(isinstance(m, nn.Embedding) for m in model.modules())
+        if reads_ids and probe.is_floating_point():
+            raise CompatibilityError(
+                f"the {role} is a text model (it reads token ids) but {data.name} gives real-valued inputs of "
+                f"shape {tuple(probe.shape[1:])}; use a text dataset (sst2, trec, text_files) or an image model")
     with torch.no_grad():
         shapes = {}
         for role, model in (("teacher", teacher), ("student", student)):
