@@ -37,6 +37,11 @@ from pydantic import (
 
 from distill.errors import ConfigError
 
+
+class OptionError(ConfigError, ValueError):
+    """A factory's options do not fit its declaration (a ValueError too, for callers that caught those)."""
+
+
 # Parameters a model factory gets from the data, never from the options.
 DATA_PARAMETERS = ("self", "input_shape", "num_classes")
 MAX_SIZE = 1 << 20  # a width, filter count or similar beyond this is a typo, not a model that fits in memory
@@ -188,7 +193,7 @@ def validate_options(kind: str, name: str, factory: Callable, options: dict[str,
     label = where or f"{kind} '{name}'"
     for key in options:
         if not isinstance(key, str):
-            raise ConfigError(f"{label}: option names are words, got {short_repr(key)}")
+            raise OptionError(f"{label}: option names are words, got {short_repr(key)}")
     try:
         validated = model.model_validate(options)
     except ValidationError as exc:
@@ -198,12 +203,12 @@ def validate_options(kind: str, name: str, factory: Callable, options: dict[str,
             from distill.registry import nearest
 
             key = str(err["loc"][0])
-            raise ConfigError(f"{label}: {kind} '{name}' has no option '{key}'{nearest(key, fields)}; "
+            raise OptionError(f"{label}: {kind} '{name}' has no option '{key}'{nearest(key, fields)}; "
                               f"its options are: {', '.join(fields) or 'none'}") from None
         hints = {k: f.annotation for k, f in model.model_fields.items()}
         hints.update(_annotations(_parameters(factory)[0]))
         suffix = f" ({kind} '{name}')" if where else ""
-        raise ConfigError(f"{label}: {first_error(exc, annotations=hints)}{suffix}") from None
+        raise OptionError(f"{label}: {first_error(exc, annotations=hints)}{suffix}") from None
     values = dict(validated)
     values.update(validated.model_extra or {})
     return {k: values[k] for k in options}

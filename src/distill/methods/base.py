@@ -13,8 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from distill.errors import ConfigError
-from distill.options import validate_options
+from distill.options import OptionError, validate_options
 from distill.registry import Registry
 
 
@@ -91,7 +90,7 @@ def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
     try:
         return cls(**options)
     except ValueError as exc:  # a method's own check of its options: the user's to fix
-        raise ConfigError(f"method '{name}': {' '.join(str(exc).split())}") from None
+        raise OptionError(f"method '{name}': {' '.join(str(exc).split())}") from None
 
 
 def kl_with_temperature(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:

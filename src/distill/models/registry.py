@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from distill.errors import ConfigError
-from distill.options import validate_options
+from distill.options import OptionError, validate_options
 from distill.registry import Registry
 
 ModelFactory = Callable[..., nn.Module]
@@ -52,7 +52,7 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **opt
     try:
         return factory(input_shape=tuple(input_shape), num_classes=num_classes, **options)
     except ValueError as exc:  # a factory's own check of its options: the user's to fix
-        raise ConfigError(f"model '{name}': {' '.join(str(exc).split())}") from None
+        raise OptionError(f"model '{name}': {' '.join(str(exc).split())}") from None
 
 
 def count_parameters(model: nn.Module) -> int:
