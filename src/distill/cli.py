@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import sys
 import traceback
@@ -17,6 +16,7 @@ from distill.errors import DistillError
 from distill.export.commands import _at_least
 from distill.export.commands import add_commands as add_export_commands
 from distill.report import commands as report_commands
+from distill.search.commands import add_commands as add_search_commands
 
 EPILOG = ("Every command has its own --help. Exit codes: 0 done, 2 bad input (one line says what and how to fix "
           "it), 1 a bug in distill, 130 interrupted (docs/errors.md). Docs: README.md and docs/ in the repository.")
@@ -32,21 +32,26 @@ class Parser(argparse.ArgumentParser):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from distill import preflight, rundir
     from distill.config import load_config
     from distill.config.load import is_empty_config
-    from distill.experiment import new_run_dir, run_experiment
+    from distill.pipeline.run_folder import new_run_dir
 
     cfg = load_config(args.config, args.set)
     if is_empty_config(args.config):
         Console(stderr=True).print(f"note: {escape(args.config)} is empty, so every setting is its default: the "
                                    f"full Fashion-MNIST experiment (see examples/ for configs)", highlight=False,
                                    soft_wrap=True)
+    # Said before torch is imported (seconds on a busy machine), so the user sees the config was read.
+    Console(stderr=True, quiet=args.quiet or os.environ.get("RANK", "0") != "0").print(
+        f"[bold]distill[/bold] run {args.config}: {cfg.name}, mode {cfg.distill.mode}, method {cfg.distill.method}",
+        highlight=False)
+    from distill import preflight, rundir
+
     preflight.check_config(cfg, args.config)
     if args.out:  # checked here too, before torchrun starts processes
         rundir.check_out_folder(Path(args.out), args.resume, args.overwrite)
     if args.nproc > 1:
-        from distill.train.distributed import relaunch
+        from distill.distributed import relaunch
 
         # Name the run folder once, here, so every rank writes to the same one.
         out = args.out or (None if args.resume else str(new_run_dir(cfg)))
@@ -54,6 +59,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv = ["run", args.config, *[f"--set={s}" for s in args.set], *(["--out", out] if out else []),
                 *[f"--{flag}" for flag in flags]]
         return relaunch(args.nproc, argv)
+    from distill.pipeline.experiment import run_experiment
+
     run_experiment(cfg, Path(args.out) if args.out else None, resume=args.resume, quiet=args.quiet,
                    overwrite=args.overwrite, check_only=args.check)
     return 0
@@ -71,31 +78,43 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from distill.methods import METHODS, method_options
+    from distill.catalogue import catalogue  # no torch import: the listing is read from catalogue.json
+    from distill.registry import UnknownNameError, nearest
 
+    methods = catalogue()["methods"]
     console = Console()
     if args.name:
-        cls = METHODS.get(args.name)
-        console.print(f"[bold]{args.name}[/bold]: {cls.summary}")
-        if cls.paper:
-            console.print(f"paper: {cls.paper}")
-        if cls.__doc__:
-            console.print(inspect.cleandoc(cls.__doc__))
+        if args.name not in methods:
+            raise UnknownNameError(f"unknown method '{args.name}'{nearest(args.name, list(methods))}; "
+                                   f"known: {', '.join(sorted(methods))}")
+        entry = methods[args.name]
+        console.print(f"[bold]{args.name}[/bold]: {entry['summary']}")
+        if entry["paper"]:
+            console.print(f"paper: {entry['paper']}")
+        if entry["doc"]:
+            console.print(entry["doc"])
+        if entry.get("label_weight") is not None:
+            console.print(f"label weight (the default of distill.label_weight): {entry['label_weight']}")
         console.print("options:")
-        for key, default in method_options(cls).items():
-            console.print(f"  {key} = {default!r}")
+        for key, default in entry["options"].items():
+            console.print(f"  {key} = {default}")
         return 0
-    for name in METHODS.names():
-        console.print(f"[bold]{name:<16}[/bold] {METHODS.get(name).summary}")
+    for name in sorted(methods):
+        console.print(f"[bold]{name:<16}[/bold] {methods[name]['summary']}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from distill.models import MODELS, model_options
+    from distill.catalogue import catalogue
+    from distill.registry import UnknownNameError, nearest
 
+    models = catalogue()["models"]
+    if args.name and args.name not in models:
+        raise UnknownNameError(f"unknown model '{args.name}'{nearest(args.name, list(models))}; "
+                               f"known: {', '.join(sorted(models))}")
     console = Console()
-    for name in [args.name] if args.name else MODELS.names():
-        options = ", ".join(f"{k}={v!r}" for k, v in model_options(name).items())
+    for name in [args.name] if args.name else sorted(models):
+        options = ", ".join(f"{k}={v}" for k, v in models[name]["options"].items())
         console.print(f"[bold]{name:<10}[/bold] {options}")
     return 0
 
@@ -159,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     mo.set_defaults(func=cmd_models)
 
     report_commands.add_commands(sub)
+    add_search_commands(sub)
     add_export_commands(sub)
     return parser
 

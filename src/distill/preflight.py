@@ -12,9 +12,8 @@ import torch
 
 from distill.config.schema import ExperimentConfig
 from distill.errors import CompatibilityError, ConfigError, DataError
-from distill.methods.base import METHODS
+from distill.methods.base import METHODS, check_method_options
 from distill.models.registry import check_model_options
-from distill.options import validate_options
 
 REGRESSION = "regression"
 CLASSIFICATION = "classification"
@@ -69,7 +68,7 @@ def check_config(cfg: ExperimentConfig, source: str = "config") -> None:
     for key, spec in model_sections(cfg):
         check_model_options(spec.name, spec.options, f"{source}: {key}")
     for key, name, options in method_sections(cfg):
-        validate_options("method", name, METHODS.get(name), options, f"{source}: {key}")
+        check_method_options(name, options, f"{source}: {key}")
         if cfg.task not in method_tasks(name):
             serves = " and ".join(method_tasks(name))
             raise CompatibilityError(f"{source}: method '{name}' is for {serves} but task is '{cfg.task}'; "

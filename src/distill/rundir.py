@@ -205,7 +205,7 @@ def append_missing_records(path: Path | None, model: str, history: list[dict]) -
         return 0
     text = path.read_text(errors="replace") if path.is_file() else ""
     if text and not text.endswith("\n"):  # a torn line: drop it, its epoch is re-appended from the state
-        from distill.train.checkpoint import atomic_write_text
+        from distill.io import atomic_write_text
 
         text = text[: text.rfind("\n") + 1]
         atomic_write_text(path, text)

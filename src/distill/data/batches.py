@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from distill.data.augment import AugmentParams, BatchAugment
-from distill.methods.base import Batch
+from distill.types import Batch
 
 
 class BatchSource(Protocol):

@@ -1,0 +1,124 @@
+"""Safetensors checkpoints, written atomically (temp file, fsync, rename).
+
+``<name>-best.safetensors`` holds the model weights alone. ``<name>-last.safetensors`` holds
+everything needed to resume (model, optimizer, method parameters, trainer state) in one file,
+so weights and state can never disagree after a crash; ``<name>-trainer-state.json`` is a
+readable copy of that state.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from distill.errors import CheckpointError
+from distill.io import atomic_write
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None) -> None:
+    # safetensors refuses shared or non-contiguous storage; a contiguous clone is cheap for these sizes.
+    tensors = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
+    meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            raw_meta = f.metadata() or {}
+        meta = {k: json.loads(v) for k, v in raw_meta.items()}
+    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not a safetensors file ({exc}); delete it and train again, "
+            f"or resume from another checkpoint"
+        ) from None
+    return tensors, meta
+
+
+def model_weights(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Model weights from either a best (plain) or a last (prefixed 'model.') checkpoint."""
+    if any(k.startswith("model.") for k in tensors) and any(k.startswith("optim.") for k in tensors):
+        return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    return tensors
+
+
+def _names(keys: list[str], limit: int = 3) -> str:
+    return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def state_mismatch(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+    """What keeps ``state`` from loading into ``module`` (first missing, unexpected, mis-shaped tensors)."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shaped = [f"{k} is {list(state[k].shape)} in the checkpoint, {list(own[k].shape)} in the model"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing {_names(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {_names(unexpected)}")
+    if shaped:
+        problems.append(_names(shaped, 2))
+    return "; ".join(problems) or None
+
+
+def describe_model(spec: dict | None) -> str:
+    """'mlp {hidden: [64]}' from a checkpoint's model description."""
+    if not isinstance(spec, dict) or not spec.get("name"):
+        return "an unrecorded model"
+    options = spec.get("options") or {}
+    shown = ", ".join(f"{k}: {json.dumps(v)}" for k, v in list(options.items())[:4] if k != "teacher_path")
+    return f"model '{spec['name']}'" + (f" {{{shown}}}" if shown else "")
+
+
+def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path,
+                 spec: dict | None = None, target: str = "the config's model") -> None:
+    """``module.load_state_dict(state)``, or a one-line CheckpointError naming the checkpoint, the model it
+    was built for, and the first tensors that do not fit."""
+    problem = state_mismatch(module, state)
+    if problem:
+        raise CheckpointError(f"checkpoint {path} (built for {describe_model(spec)}) does not fit {target}: "
+                              f"{problem}; give the model it was trained as, or another checkpoint")
+    module.load_state_dict(state)
+
+
+def load_weights_into(model: torch.nn.Module, path: str | Path, target: str = "the config's model") -> dict[str, Any]:
+    tensors, meta = load_tensors(path)
+    load_checked(model, model_weights(tensors), path, meta.get("model"), target)
+    return meta
+
+
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of floating-point tensors holding NaN or infinity (weights of a diverged run)."""
+    return [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, plain = {}, {"param_groups": state["param_groups"], "state": {}}
+    for pid, entries in state["state"].items():
+        plain["state"][str(pid)] = {}
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{pid}.{key}"] = value
+            else:
+                plain["state"][str(pid)][key] = value
+    return tensors, plain
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], plain: dict) -> dict:
+    state: dict[int, dict] = {int(pid): dict(entries) for pid, entries in plain["state"].items()}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = value
+    return {"state": state, "param_groups": plain["param_groups"]}
