@@ -200,6 +200,22 @@ def test_fuzz_bad_arguments_and_folders(tmp_path, capsys, tiny_fashion_mnist):
     assert (used / "notes.txt").read_text() == "mine"
 
 
+def test_fuzz_run_folder_with_a_broken_config(tmp_path, capsys, tiny_fashion_mnist):
+    """evaluate/export on a checkpoint whose run's config.yaml is corrupt or invalid: the error names the file."""
+    checkpoint = write_checkpoints(tmp_path / "ckpt")["good"]
+    for label, text in (("corrupt", b"data: {dataset: [\n"), ("invalid", b"data: {val_size: -3}\n"),
+                        ("latin-1", "name: caf\xe9\n".encode("latin-1"))):
+        run_dir = tmp_path / label
+        (run_dir / "checkpoints").mkdir(parents=True)
+        (run_dir / "checkpoints" / "student-best.safetensors").write_bytes(checkpoint.read_bytes())
+        (run_dir / "config.yaml").write_bytes(text)
+        for argv in (["evaluate", str(run_dir / "checkpoints" / "student-best.safetensors"), "--no-latency"],
+                     ["export", str(run_dir)]):
+            code, out, err = run_cli(argv, capsys)
+            check_outcome(f"{label} config.yaml ({argv[0]})", code, out, err, (2,))
+            assert str(run_dir / "config.yaml") in err, err
+
+
 def test_fuzz_torn_json_for_report(tmp_path, capsys):
     for label, text in (("torn", '{"name": "x", "models": {'), ("a list", "[1, 2]"), ("not JSON", "\x00\x01"),
                         ("a string", '"summary"')):
