@@ -11,14 +11,13 @@ from pydantic import Field
 
 from distill.config import load_config
 from distill.errors import CompatibilityError, ConfigError, DataError
-from distill.methods import Method, Needs, build_method, register_method
-from distill.models import build_model, register_model
+from distill.methods import Method, Needs, build_method
+from distill.models import MODELS, build_model, register_model
 from distill.options import check, validate_options
 from distill.preflight import check_config, check_data
 from tests.helpers import blobs
 
 
-@register_method("test_annotated_kd")
 class AnnotatedKD(Method):
     """A method whose constraints are declared the way methods/ declares them."""
 
@@ -29,6 +28,16 @@ class AnnotatedKD(Method):
 
     def needs(self) -> Needs:
         return Needs(teacher=False)
+
+
+@pytest.fixture(autouse=True)
+def _test_registrations(monkeypatch):
+    """Registered for these tests only (the catalogue test compares the registries with catalogue.json)."""
+    from distill.methods import METHODS
+
+    AnnotatedKD.name = "test_annotated_kd"
+    monkeypatch.setitem(METHODS._items, "test_annotated_kd", AnnotatedKD)
+    monkeypatch.setattr(MODELS, "_items", dict(MODELS._items))
 
 
 def test_method_annotations_are_honoured():
