@@ -73,6 +73,12 @@ def check_config(cfg: ExperimentConfig, source: str = "config") -> None:
             serves = " and ".join(method_tasks(name))
             raise CompatibilityError(f"{source}: method '{name}' is for {serves} but task is '{cfg.task}'; "
                                      f"see `distill methods` for the {cfg.task} methods")
+    from distill.data.registry import dataset_spec
+
+    spec = dataset_spec(cfg.data.dataset)
+    if spec.task != cfg.task:
+        raise CompatibilityError(f"{source}: task is '{cfg.task}' but dataset '{spec.name}' is a {spec.task} "
+                                 f"dataset; set task: {spec.task}, or choose a {cfg.task} dataset")
     check_device(cfg)
 
 
