@@ -30,7 +30,7 @@ BASE = {
 
 def run(tmp_path, distill: dict, callbacks=None, **top):
     cfg = load_config(data={**BASE, **top, "distill": distill})
-    out = tmp_path / "run"
+    out = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"  # a fresh folder per run: a used one is refused
     summary = run_experiment(cfg, out, quiet=True, callbacks=callbacks)
     assert json.loads((out / "summary.json").read_text())["models"].keys() == summary["models"].keys()
     return summary, out / "checkpoints"
