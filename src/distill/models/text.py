@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
@@ -30,6 +32,11 @@ from distill.errors import ConfigError
 from distill.models import hf
 from distill.models.registry import register_model
 from distill.models.text_vocab import MappedEmbedding, TokenMap, student_table, token_map_for
+from distill.options import OptionalSize, Probability, Size, Sizes
+
+PadId = Annotated[int | None, Field(ge=0, le=1 << 20)]
+Vocabulary = Literal["full", "data"]
+Layers = Annotated[int, Field(ge=1, le=64)]
 
 
 def make_embedding(vocab_size: int | None, embedding_dim: int | None, pad_id: int | None,
@@ -39,6 +46,7 @@ def make_embedding(vocab_size: int | None, embedding_dim: int | None, pad_id: in
     when ``embedding_dim`` is narrower); with ``token_map``, one row per kept token only."""
     if vocab_size is None:
         vocab_size = hf.load_config(teacher_path).vocab_size
+    _check_pad(pad_id, vocab_size)
     rows = len(token_map) if token_map is not None else vocab_size
     pad_row = token_map.row(pad_id) if token_map is not None and pad_id is not None else pad_id
     weight = student_table(hf.teacher_embeddings(teacher_path) if from_teacher else None, token_map,
@@ -58,6 +66,13 @@ def _rows(vocabulary: TokenMap | None, ids: Tensor) -> Tensor:
 
 def _vocab_size(vocab_size: int | None, teacher_path: str | None) -> int:
     return vocab_size if vocab_size is not None else hf.load_config(teacher_path).vocab_size
+
+
+def _check_pad(pad_id: int | None, vocab_size: int) -> None:
+    # the vocabulary size is known only here (the teacher's tokenizer), so this cannot be declared
+    if pad_id is not None and not 0 <= pad_id < vocab_size:
+        raise ConfigError(f"pad_id {pad_id} is not a token id of the {vocab_size}-word vocabulary; "
+                          f"leave pad_id unset (the tokenizer's) or give one below vocab_size")
 
 
 def _pad_id(pad_id: int | None, teacher_path: str | None) -> int:
@@ -173,10 +188,10 @@ class TextCNN(nn.Module):
 
 
 @register_model("bilstm")
-def bilstm(input_shape: tuple[int, ...], num_classes: int, hidden: int = 300, fc: int = 400,
-           dropout: float = 0.1, embedding_dim: int | None = None, init_embeddings_from_teacher: bool = True,
-           freeze_embeddings: bool = False, vocabulary: str = "full", vocab_size: int | None = None,
-           pad_id: int | None = None, unk_id: int | None = None, data_vocabulary: list[int] | None = None,
+def bilstm(input_shape: tuple[int, ...], num_classes: int, hidden: Size = 300, fc: Size = 400,
+           dropout: Probability = 0.1, embedding_dim: OptionalSize = None, init_embeddings_from_teacher: bool = True,
+           freeze_embeddings: bool = False, vocabulary: Vocabulary = "full", vocab_size: OptionalSize = None,
+           pad_id: PadId = None, unk_id: PadId = None, data_vocabulary: list[int] | None = None,
            teacher_path: str | None = None) -> nn.Module:
     """BiLSTM sentence classifier (Tang et al. 2019's student)."""
     pad = _pad_id(pad_id, teacher_path)
@@ -187,11 +202,12 @@ def bilstm(input_shape: tuple[int, ...], num_classes: int, hidden: int = 300, fc
 
 
 @register_model("textcnn")
-def textcnn(input_shape: tuple[int, ...], num_classes: int, kernel_sizes: Sequence[int] = (3, 4, 5),
-            filters: int = 100, dropout: float = 0.5, embedding_dim: int | None = None,
-            init_embeddings_from_teacher: bool = True, freeze_embeddings: bool = False, vocabulary: str = "full",
-            vocab_size: int | None = None, pad_id: int | None = None, unk_id: int | None = None,
-            data_vocabulary: list[int] | None = None, teacher_path: str | None = None) -> nn.Module:
+def textcnn(input_shape: tuple[int, ...], num_classes: int, kernel_sizes: Sizes = (3, 4, 5),
+            filters: Size = 100, dropout: Probability = 0.5, embedding_dim: OptionalSize = None,
+            init_embeddings_from_teacher: bool = True, freeze_embeddings: bool = False,
+            vocabulary: Vocabulary = "full", vocab_size: OptionalSize = None, pad_id: PadId = None,
+            unk_id: PadId = None, data_vocabulary: list[int] | None = None,
+            teacher_path: str | None = None) -> nn.Module:
     """Kim (2014) CNN: 1-D convolutions of widths ``kernel_sizes``, max over time, dropout, linear."""
     pad = _pad_id(pad_id, teacher_path)
     token_map = token_map_for(vocabulary, data_vocabulary, _vocab_size(vocab_size, teacher_path), unk_id)
@@ -234,11 +250,11 @@ def shrink_word_embeddings(encoder: nn.Module, token_map: TokenMap | None, embed
 
 
 @register_model("text_transformer")
-def text_transformer(input_shape: tuple[int, ...], num_classes: int, layers: int = 2,
-                     init_from_teacher: dict | None = None, hidden_size: int | None = None,
-                     heads: int | None = None, intermediate_size: int | None = None, dropout: float = 0.1,
-                     freeze_embeddings: bool = False, vocabulary: str = "full", embedding_dim: int | None = None,
-                     vocab_size: int | None = None, unk_id: int | None = None,
+def text_transformer(input_shape: tuple[int, ...], num_classes: int, layers: Layers = 2,
+                     init_from_teacher: dict[str, list[int]] | None = None, hidden_size: OptionalSize = None,
+                     heads: OptionalSize = None, intermediate_size: OptionalSize = None, dropout: Probability = 0.1,
+                     freeze_embeddings: bool = False, vocabulary: Vocabulary = "full",
+                     embedding_dim: OptionalSize = None, vocab_size: OptionalSize = None, unk_id: PadId = None,
                      data_vocabulary: list[int] | None = None, teacher_path: str | None = None) -> nn.Module:
     """A 1-3 layer transformer of the teacher's kind; ``init_from_teacher: {layers: [...]}`` copies layers.
 
