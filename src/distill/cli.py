@@ -22,16 +22,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     from distill.experiment import new_run_dir, run_experiment
 
     cfg = load_config(args.config, args.set)
+    record_cli_imports(cfg, args)
     if args.nproc > 1:
         from distill.train.distributed import relaunch
 
         # Name the run folder once, here, so every rank writes to the same one.
         out = args.out or (None if args.resume else str(new_run_dir(cfg)))
         argv = ["run", args.config, *[f"--set={s}" for s in args.set], *(["--out", out] if out else []),
-                *(["--resume"] if args.resume else []), *(["--quiet"] if args.quiet else [])]
+                *(["--resume"] if args.resume else []), *(["--quiet"] if args.quiet else []),
+                *[f"--import={i}" for i in args.imports]]
         return relaunch(args.nproc, argv)
     run_experiment(cfg, Path(args.out) if args.out else None, resume=args.resume, quiet=args.quiet)
     return 0
+
+
+def record_cli_imports(cfg, args: argparse.Namespace) -> None:
+    """``--import`` modules go into the run's config.yaml too, so resume, evaluate and report find them."""
+    from distill.plugins import resolve_import
+
+    extra = [resolve_import(i) for i in args.imports]
+    cfg.imports = [*cfg.imports, *[i for i in extra if i not in cfg.imports]]
+
+
+def add_import_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import a Python module or ./file.py first, registering own models, methods or "
+                             "datasets (repeatable; same as the config's top-level imports: list)")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -129,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report_commands.add_commands(sub)
     add_export_commands(sub)
+    for command in sub.choices.values():
+        add_import_option(command)
     return parser
 
 
@@ -139,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.imports:
+            from distill.plugins import import_user_code
+
+            import_user_code(args.imports)
         return args.func(args)
     except DistillError as exc:
         Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)

@@ -240,6 +240,8 @@ class ExportConfig(Strict):
 
 class ExperimentConfig(Strict):
     name: str = "experiment"
+    imports: list[str] = Field(default_factory=list, description="Python modules or ./file.py paths imported "
+                               "before the run, registering own models/methods (files: relative to the YAML)")
     seed: int = 0
     task: Literal["classification", "regression"] = "classification"
     data: DataConfig = Field(default_factory=DataConfig)
