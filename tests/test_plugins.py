@@ -118,3 +118,30 @@ def test_entry_points_are_loaded_on_first_unknown_name(tmp_path, monkeypatch):
                         lambda group=None: [entry] if group == plugins.ENTRY_POINT_GROUP else [])
     monkeypatch.setattr(plugins, "_entry_points_loaded", False)
     assert callable(MODELS.get("epplug_net"))
+
+
+def test_evaluate_and_bench_on_checkpoints_of_own_modules(tmp_path, capsys):
+    import distill
+    from tests.helpers import blobs
+
+    plugin = write_plugin(tmp_path, "ckptplug")
+    data = blobs(n=128)
+    load_config(data={"imports": [str(plugin)]})  # registers ckptplug_net
+    model = MODELS.get("ckptplug_net")(input_shape=(1, 8, 8), num_classes=4, width=8)
+    train = {"epochs": 1, "batch_size": 32}
+    distill.train_model(model, data, train=train, checkpoint_dir=tmp_path / "plain")
+    distill.train_model(model, data, train=train, checkpoint_dir=tmp_path / "named",
+                        model_spec={"name": "ckptplug_net", "options": {"width": 8}})
+    plain, named = tmp_path / "plain/model-best.safetensors", tmp_path / "named/model-best.safetensors"
+
+    assert cli.main(["evaluate", str(plain), "--no-latency"]) == 1
+    err = capsys.readouterr().err
+    assert "own module" in err and "registered model name" in err and "Traceback" not in err
+
+    # bench times the file it can rebuild and says why it skips the other
+    rc = cli.main(["bench", str(plain), str(named), "--repeats", "2", "--batch", "4", "--json", "bench.json",
+                   "--import", str(plugin)])
+    out = capsys.readouterr()
+    assert rc == 1 and "skipped" in out.err and "own module" in out.err
+    rows = json.loads(Path("bench.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == [str(named)]

@@ -87,13 +87,24 @@ def _teacher_for(teacher: nn.Module | CachedTeacher, method_obj, data: DataBundl
                                                                  modules))
 
 
+def checkpoint_description(model: nn.Module, data: DataBundle, model_spec: dict | None) -> dict:
+    """What the checkpoints record about the model: always its class, shapes; the registered name when given."""
+    meta = {"class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "input_shape": list(data.input_shape), "num_classes": data.num_classes}
+    if model_spec:
+        if "name" not in model_spec:
+            raise ConfigError("model_spec needs the registered model 'name' (and optionally its 'options')")
+        meta.update({"name": model_spec["name"], "options": dict(model_spec.get("options", {}))})
+    return meta
+
+
 def train_model(model: nn.Module, data: DataBundle, *, teacher: nn.Module | CachedTeacher | None = None,
                 method: str = "supervised", method_options: dict[str, Any] | None = None,
                 train: TrainConfig | dict | None = None, seed: int = 0, device: str = "auto",
                 checkpoint_dir: str | Path | None = None, batches: BatchSource | None = None, resume: bool = False,
                 channels_last: bool = True, name: str = "model", task: str = "classification",
                 cache: CacheConfig | dict | str | None = None,
-                callbacks: list[EpochCallback] | None = None) -> FitResult:
+                callbacks: list[EpochCallback] | None = None, model_spec: dict | None = None) -> FitResult:
     """Train any ``nn.Module`` on a DataBundle, alone or from a frozen teacher; best weights end up in ``model``.
 
     ``batches`` replaces the in-memory pipeline, e.g. ``LoaderBatches(DataLoader(...))`` for large data.
@@ -102,6 +113,8 @@ def train_model(model: nn.Module, data: DataBundle, *, teacher: nn.Module | Cach
     the frozen teacher's outputs computed once; ``teacher`` may also be a :func:`cache_teacher` result.
     ``callbacks`` are called as ``callback(trainer, record)`` after every epoch (record: the
     metrics.jsonl line). ``device``: "auto", "cpu", "cuda", ...
+    ``model_spec`` (``{"name": "my_net", "options": {...}}``, a ``@register_model`` name) is written into
+    the checkpoints, so that ``distill evaluate`` / ``bench`` / ``export`` can rebuild the model.
     """
     train_cfg = train if isinstance(train, TrainConfig) else TrainConfig(**(train or {}))
     cache_cfg = _cache_config(cache)
@@ -121,7 +134,7 @@ def train_model(model: nn.Module, data: DataBundle, *, teacher: nn.Module | Cach
                                   views=getattr(teacher_fn, "views", None))
     trainer = Trainer(name, model, train_cfg, method_obj, teacher=teacher_fn, seed=seed, device=device_,
                       checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, channels_last=channels_last,
-                      task=task, callbacks=callbacks)
+                      task=task, callbacks=callbacks, model_meta=checkpoint_description(model, data, model_spec))
     try:
         return trainer.fit(batches, data.val.inputs, data.val.targets, resume=resume)
     finally:

@@ -42,30 +42,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from distill.data.run_data import enclosing_run, text_context
+    from distill.errors import DistillError
     from distill.evaluate.checkpoint_eval import load_checkpoint_model
     from distill.export.bench import bench_onnx, bench_torch
     from distill.export.pipeline import write_report
     from distill.export.table import cost_table
     from distill.train.trainer import input_preparer
 
-    rows = []
+    rows, failed = [], []
     for item in args.models:
         path = Path(item)
-        if path.suffix == ".onnx":
-            rows.append(bench_onnx(path, None, args.batch, args.repeats, args.threads or None, args.seq_len))
-        elif path.suffix == ".safetensors":
-            model, spec = load_checkpoint_model(path, text_context(enclosing_run(path)) if path.is_file() else None)
-            example = torch_example(model, spec, args.seq_len)
-            rows.append(bench_torch(model, example, args.batch, args.repeats, input_preparer(model, True), str(path),
-                                    size_bytes=path.stat().st_size, threads=args.threads or None))
-        else:
-            raise ConfigError(f"{path}: distill bench takes .onnx or .safetensors files")
+        try:  # one file that cannot be timed does not stop the others
+            if path.suffix == ".onnx":
+                rows.append(bench_onnx(path, None, args.batch, args.repeats, args.threads or None, args.seq_len))
+            elif path.suffix == ".safetensors":
+                model, spec = load_checkpoint_model(path, text_context(enclosing_run(path)) if path.is_file() else None)
+                example = torch_example(model, spec, args.seq_len)
+                rows.append(bench_torch(model, example, args.batch, args.repeats, input_preparer(model, True),
+                                        str(path), size_bytes=path.stat().st_size, threads=args.threads or None))
+            else:
+                raise ConfigError(f"{path}: distill bench takes .onnx or .safetensors files")
+        except DistillError as exc:
+            failed.append(str(exc))
+            Console(stderr=True).print(f"[bold red]skipped:[/bold red] {exc}", highlight=False, soft_wrap=True)
+    if not rows:
+        raise ConfigError(f"none of the {len(args.models)} model file(s) could be timed (reasons above)")
     threads = args.threads or "default"
     Console().print(cost_table(rows, f"{args.repeats} timed runs at batch 1, {max(3, args.repeats // 4)} at batch "
                                      f"{args.batch}, threads: {threads}"))
     if args.json:
-        write_report(Path(args.json), {"rows": rows})
-    return 0
+        write_report(Path(args.json), {"rows": rows, "skipped": failed})
+    return 1 if failed else 0
 
 
 def torch_example(model, spec: dict, sequence: int | None = None):
