@@ -21,6 +21,12 @@ from safetensors.torch import load_file, save_file
 from distill.errors import CheckpointError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` then rename over ``path``; a crash leaves the old file intact."""
     path = Path(path)
@@ -29,6 +35,8 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp (and safetensors) make the file 0600; give it the usual mode (0644 with umask 022), like open().
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
