@@ -70,6 +70,29 @@ def test_report_command_regenerates_and_shows_int8_export(run_dir, tmp_path):
     assert "student int8" in titles and "student int8 (ECE 5.00%)" in titles
 
 
+def test_export_merges_into_the_summary_and_the_report_shows_onnx_rows(run_dir, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    assert main(["export", str(copy), "--quantize", "int8", "--repeats", "2", "--batch-size", "4"]) == 0
+    summary = json.loads((copy / "summary.json").read_text())
+    assert summary["export"]["fp32"]["accuracy"] == json.loads((copy / "export.json").read_text())["fp32"]["accuracy"]
+    assert summary["models"]["student"]  # the run's own numbers are kept
+    html = (copy / "report.html").read_text()
+    table = re.search(r'<table id="summary-table">.*?</table>', html, flags=re.S).group(0)
+    assert "<td>student onnx</td>" in table and "<td>student int8</td>" in table
+    assert f"{summary['export']['int8']['accuracy'] * 100:.2f}%" in table
+
+
+def test_run_summary_records_where_it_ran(run_dir):
+    import torch
+
+    import distill
+
+    env = json.loads((run_dir / "summary.json").read_text())["environment"]
+    assert env["world_size"] == 1 and env["device"] == "cpu" and env["threads"] == 1
+    assert env["torch"] == torch.__version__ and env["distill"] == distill.__version__
+
+
 def test_comparison_page_puts_runs_side_by_side(run_dir, tmp_path):
     other = tmp_path / "hot"
     run_experiment(tiny_config(extra=["distill.options.temperature=2.0"]), other, quiet=True)

@@ -32,6 +32,7 @@ from distill.report.html import report_after_run
 from distill.report.summary import gap_recovered, print_summary, write_summary
 from distill.train import distributed as dist
 from distill.train.checkpoint import atomic_write_text, load_weights_into
+from distill.train.environment import run_environment
 from distill.train.progress import NullProgress, RichProgress
 from distill.train.trainer import MetricsLog, Trainer, input_preparer, probe_method
 
@@ -313,6 +314,7 @@ class Experiment:
             "models": models,
             "gap_recovered": None,
             "run_dir": str(self.run_dir),
+            "environment": run_environment(self.device),
         }
         key = "r2" if cfg.task == "regression" else "accuracy"  # regression: the gap in test R^2
         if {"teacher", "baseline", "student"} <= set(models):

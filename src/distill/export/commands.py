@@ -29,6 +29,9 @@ def cmd_export(args: argparse.Namespace) -> int:
                           batch_size=args.batch, repeats=args.repeats, threads=args.threads or None)
     report = {"checkpoint": str(checkpoint), "model_spec": spec, **report}
     write_report(out / "export.json", report)
+    summary_run = run_dir or (enclosing_run(checkpoint) if checkpoint.name == "student-best.safetensors" else None)
+    if summary_run is not None:
+        merge_into_summary(summary_run, report, Console(stderr=True))
     console = Console()
     rows = [report[k] for k in ("pytorch", "fp32", "int8") if k in report]
     length = f", timed on a {report['sequence']}-token sentence" if "sequence" in report else ""
@@ -36,6 +39,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     console.print(f"max |onnxruntime - pytorch| = {report['max_abs_diff']:.2e} (tolerance {report['tolerance']:.1e}); "
                   f"wrote {out / 'export.json'}")
     return 0
+
+
+def merge_into_summary(run_dir: Path, report: dict, console) -> None:
+    """The run's summary.json gets the export's numbers (as an `export: {enabled: true}` run would), and
+    report.html is rebuilt so that it shows the ONNX and int8 rows."""
+    import json
+
+    from distill.report.html import report_after_run
+    from distill.report.summary import write_summary
+
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        return
+    summary = json.loads(path.read_text())
+    summary["export"] = json.loads(json.dumps(report, default=str))
+    write_summary(path, summary)
+    report_after_run(Path(run_dir), console)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -100,7 +120,9 @@ def _at_least(minimum: int):
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batch", type=_at_least(1), default=64, help="batch size N for latency and throughput (default 64)")
+    # --batch-size as in `distill evaluate`; --batch is the old spelling, kept working
+    parser.add_argument("--batch-size", "--batch", dest="batch", type=_at_least(1), default=64, metavar="N",
+                        help="batch size N for latency and throughput (default 64)")
     parser.add_argument("--repeats", type=_at_least(1), default=50,
                         help="timed runs at batch 1 after warm-up; a quarter of them at batch N (default 50)")
     parser.add_argument("--threads", type=_at_least(0), default=1,
