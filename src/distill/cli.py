@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from distill import __version__
 from distill.errors import DistillError
@@ -163,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             import_user_code(args.imports)
         return args.func(args)
     except DistillError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        # escape: a message may hold brackets, e.g. pip install 'distill[search]'
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted; continue later with --resume")

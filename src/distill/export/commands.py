@@ -60,6 +60,7 @@ def merge_into_summary(run_dir: Path, report: dict, console) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from distill.data.run_data import enclosing_run, text_context
     from distill.errors import DistillError
@@ -84,7 +85,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 raise ConfigError(f"{path}: distill bench takes .onnx or .safetensors files")
         except DistillError as exc:
             failed.append(str(exc))
-            Console(stderr=True).print(f"[bold red]skipped:[/bold red] {exc}", highlight=False, soft_wrap=True)
+            Console(stderr=True).print(f"[bold red]skipped:[/bold red] {escape(str(exc))}", highlight=False,
+                                       soft_wrap=True)
     if not rows:
         raise ConfigError(f"none of the {len(args.models)} model file(s) could be timed (reasons above)")
     threads = args.threads or "default"

@@ -95,11 +95,14 @@ def bar_chart(items: list[tuple[str, float]], title: str, xlabel: str, xmax: flo
         return empty_chart(title, "nothing to show")
     top = xmax or max(v for _, v in items) or 1.0
     height = 60 + 26 * len(items)
-    chart = Chart(title, xlabel, "", (0, top), (len(items), 0), height=height, margin=(30, 40, 40, 170))
+    # the left margin fits the longest label (about 6 px per character at the tick font), nothing is cut
+    left = max(60, 12 + 6 * max(len(name) for name, _ in items))
+    chart = Chart(title, xlabel, "", (0, top), (len(items), 0), height=height, margin=(30, 50, 40, left),
+                  width=max(460, left + 320))
     for i, (name, value) in enumerate(items):
         chart.rect(0, i + 0.2, value, i + 0.8, color_of(name, i), tip=f"{name}: {value:.4g}")
         chart.text(value, i + 0.62, f" {value * 100:.1f}%" if percent else f" {value:.3g}", anchor="start")
-    yticks = [(i + 0.5, name if len(name) <= 26 else "..." + name[-23:]) for i, (name, _) in enumerate(items)]
+    yticks = [(i + 0.5, name) for i, (name, _) in enumerate(items)]
     return chart.svg(yticks=yticks)
 
 
