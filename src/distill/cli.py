@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import shlex
 import sys
 from pathlib import Path
 
@@ -33,8 +34,23 @@ def cmd_run(args: argparse.Namespace) -> int:
                 *(["--resume"] if args.resume else []), *(["--quiet"] if args.quiet else []),
                 *[f"--import={i}" for i in args.imports]]
         return relaunch(args.nproc, argv)
-    run_experiment(cfg, Path(args.out) if args.out else None, resume=args.resume, quiet=args.quiet)
+    from distill.experiment import latest_run_dir
+
+    out = Path(args.out) if args.out else (latest_run_dir(cfg) if args.resume else new_run_dir(cfg))
+    try:
+        run_experiment(cfg, out, resume=args.resume, quiet=args.quiet)
+    except KeyboardInterrupt:
+        Console(stderr=True, highlight=False).print(f"\ninterrupted; resume with:\n  {resume_command(args, out)}",
+                                                    soft_wrap=True)
+        return 130
     return 0
+
+
+def resume_command(args: argparse.Namespace, out: Path) -> str:
+    """The command that continues this run where it stopped (same config, overrides and imports)."""
+    words = ["distill", "run", args.config, *[f"--set={s}" for s in args.set],
+             *[f"--import={i}" for i in args.imports], "--out", str(out), "--resume"]
+    return shlex.join(words)
 
 
 def record_cli_imports(cfg, args: argparse.Namespace) -> None:
@@ -64,31 +80,43 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_methods(args: argparse.Namespace) -> int:
     from distill.methods import METHODS, method_options
+    from distill.terminal import doc_markup, output_console
 
-    console = Console()
+    console = output_console()
     if args.name:
         cls = METHODS.get(args.name)
-        console.print(f"[bold]{args.name}[/bold]: {cls.summary}")
+        console.print(f"[bold]{args.name}[/bold]: {doc_markup(cls.summary)}")
         if cls.paper:
-            console.print(f"paper: {cls.paper}")
+            console.print(f"paper: {escape(cls.paper)}")
         if cls.__doc__:
-            console.print(inspect.cleandoc(cls.__doc__))
+            console.print(doc_markup(inspect.cleandoc(cls.__doc__)))
         console.print("options:")
         for key, default in method_options(cls).items():
-            console.print(f"  {key} = {default!r}")
+            console.print(f"  {key} = {escape(repr(default))}")
         return 0
     for name in METHODS.names():
-        console.print(f"[bold]{name:<16}[/bold] {METHODS.get(name).summary}")
+        console.print(f"[bold]{name:<16}[/bold] {doc_markup(METHODS.get(name).summary)}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from distill.models import MODELS, model_options
+    from distill.models import MODELS
+    from distill.models.describe import describe_model, model_summary, yaml_value
+    from distill.terminal import doc_markup, output_console
 
-    console = Console()
-    for name in [args.name] if args.name else MODELS.names():
-        options = ", ".join(f"{k}={v!r}" for k, v in model_options(name).items())
-        console.print(f"[bold]{name:<10}[/bold] {options}")
+    console = output_console()
+    if args.name:
+        summary, options = describe_model(args.name)
+        console.print(f"[bold]{args.name}[/bold]: {doc_markup(summary)}")
+        console.print(f"options (model: {{name: {args.name}, OPTION: VALUE, ...}}):" if options else "no options")
+        for option in options:
+            kind = f"{escape(option.kind)}, " if option.kind else ""
+            console.print(f"  [bold]{option.name}[/bold] ({kind}default {escape(yaml_value(option.default))})"
+                          + (f": {doc_markup(option.meaning)}" if option.meaning else ""))
+        return 0
+    for name in MODELS.names():
+        console.print(f"[bold]{name:<18}[/bold] {doc_markup(model_summary(name))}")
+    console.print("distill models NAME: the model's options and what each one means")
     return 0
 
 
@@ -136,11 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-latency", action="store_true", help="skip latency measurement")
     ev.set_defaults(func=cmd_evaluate)
 
-    me = sub.add_parser("methods", help="list distillation methods, or show one's options and paper")
+    me = sub.add_parser("methods", help="list distillation methods, or show one's options and paper",
+                        description="List the registered distillation methods with a one-line summary each, or, "
+                                    "with NAME, show that method's description, paper and options with their "
+                                    "defaults (set them under distill.options in the YAML). --import adds your own.")
     me.add_argument("name", nargs="?", help="a method name")
     me.set_defaults(func=cmd_methods)
 
-    mo = sub.add_parser("models", help="list the model zoo and each model's options")
+    mo = sub.add_parser("models", help="list the model zoo and each model's options",
+                        description="List the registered models (the zoo, plus any from --import or plugins), or, "
+                                    "with NAME, what the model is and each of its options: default, type and "
+                                    "meaning (set them as model: {name: NAME, OPTION: VALUE} in the YAML).")
     mo.add_argument("name", nargs="?", help="a model name")
     mo.set_defaults(func=cmd_models)
 

@@ -30,6 +30,7 @@ from distill.models.predict import predict
 from distill.models.registry import build_model, model_options
 from distill.report.html import report_after_run
 from distill.report.summary import gap_recovered, print_summary, write_summary
+from distill.terminal import output_console
 from distill.train import distributed as dist
 from distill.train.checkpoint import atomic_write_text, load_weights_into
 from distill.train.environment import run_environment
@@ -274,7 +275,7 @@ class Experiment:
         final = stages.get("student") or list(stages.values())[-1]  # born-again runs end in their last generation
         export_student(self.cfg.export, final.model, self.data, self.run_dir, summary)
         write_summary(self.run_dir / "summary.json", summary)
-        print_summary(summary, Console())
+        print_summary(summary, output_console())
         report_after_run(self.run_dir, self.console)
         return summary
 

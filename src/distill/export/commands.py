@@ -32,10 +32,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     summary_run = run_dir or (enclosing_run(checkpoint) if checkpoint.name == "student-best.safetensors" else None)
     if summary_run is not None:
         merge_into_summary(summary_run, report, Console(stderr=True))
-    console = Console()
+    from distill.terminal import fit_table, output_console
+
+    console = output_console()
     rows = [report[k] for k in ("pytorch", "fp32", "int8") if k in report]
     length = f", timed on a {report['sequence']}-token sentence" if "sequence" in report else ""
-    console.print(cost_table(rows, f"{name}: {report['test_samples']} test samples{length}"))
+    console.print(fit_table(cost_table(rows, f"{name}: {report['test_samples']} test samples{length}"), console))
     console.print(f"max |onnxruntime - pytorch| = {report['max_abs_diff']:.2e} (tolerance {report['tolerance']:.1e}); "
                   f"wrote {out / 'export.json'}")
     return 0
@@ -90,8 +92,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not rows:
         raise ConfigError(f"none of the {len(args.models)} model file(s) could be timed (reasons above)")
     threads = args.threads or "default"
-    Console().print(cost_table(rows, f"{args.repeats} timed runs at batch 1, {max(3, args.repeats // 4)} at batch "
-                                     f"{args.batch}, threads: {threads}"))
+    from distill.terminal import fit_table, output_console
+
+    console = output_console()
+    console.print(fit_table(cost_table(rows, f"{args.repeats} timed runs at batch 1, {max(3, args.repeats // 4)} "
+                                             f"at batch {args.batch}, threads: {threads}"), console))
     if args.json:
         write_report(Path(args.json), {"rows": rows, "skipped": failed})
     return 1 if failed else 0

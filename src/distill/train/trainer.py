@@ -256,7 +256,7 @@ class Trainer:
             seen += n
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0.0) + float(value.detach()) * n
-            self.progress.advance(f"loss {float(loss.detach()):.4f}")
+            self.progress.advance(f"loss {sum(totals.values()) / seen:.4f}")  # the epoch's running mean
         train_seconds = time.perf_counter() - started
         totals = dist.all_reduce_sum({**totals, "_seen": seen})
         seen = int(totals.pop("_seen"))
