@@ -35,6 +35,7 @@ from distill.train import distributed as dist
 from distill.train.checkpoint import atomic_write_text, load_weights_into
 from distill.train.environment import run_environment
 from distill.train.progress import NullProgress, RichProgress
+from distill.train.trackers import EPOCH_CALLBACKS, open_trackers
 from distill.train.trainer import MetricsLog, Trainer, input_preparer, probe_method
 
 
@@ -142,7 +143,8 @@ class Experiment:
         self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
         self.console = console or Console(stderr=True, quiet=quiet)
         self.progress = NullProgress() if quiet else RichProgress(self.console)
-        self.callbacks = callbacks or []
+        self.callbacks = [*(callbacks or []), *EPOCH_CALLBACKS]  # the latter: @distill.on_epoch in imports
+        self.trackers: list = []
 
     def _trainer(self, role: str, model: nn.Module, train_cfg, method, teacher=None, meta=None) -> Trainer:
         return Trainer(
@@ -209,6 +211,8 @@ class Experiment:
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         if dist.is_main():
             atomic_write_text(self.run_dir / "config.yaml", dump_config(cfg))
+            self.trackers = open_trackers(cfg.report_to, self.run_dir, cfg.model_dump(mode="json"))
+            self.callbacks.extend(self.trackers)
             if not self.resume and self.metrics.path.exists():
                 self.metrics.path.unlink()
 
@@ -277,6 +281,8 @@ class Experiment:
         write_summary(self.run_dir / "summary.json", summary)
         print_summary(summary, output_console())
         report_after_run(self.run_dir, self.console)
+        for tracker in self.trackers:
+            tracker.finish(summary)
         return summary
 
     def evaluate(self, stages: dict[str, Stage]) -> dict:

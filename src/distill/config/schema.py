@@ -242,6 +242,9 @@ class ExperimentConfig(Strict):
     name: str = "experiment"
     imports: list[str] = Field(default_factory=list, description="Python modules or ./file.py paths imported "
                                "before the run, registering own models/methods (files: relative to the YAML)")
+    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="experiment trackers that get every epoch and the summary (optional "
+                                          "extras: pip install 'distill[tensorboard]' / 'distill[mlflow]')")
     seed: int = 0
     task: Literal["classification", "regression"] = "classification"
     data: DataConfig = Field(default_factory=DataConfig)
