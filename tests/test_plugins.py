@@ -145,3 +145,26 @@ def test_evaluate_and_bench_on_checkpoints_of_own_modules(tmp_path, capsys):
     assert rc == 1 and "skipped" in out.err and "own module" in out.err
     rows = json.loads(Path("bench.json").read_text())["rows"]
     assert [r["model"] for r in rows] == [str(named)]
+
+
+def test_an_imported_dataset_works_by_name(tmp_path):
+    (tmp_path / "mydata.py").write_text(textwrap.dedent('''
+        import torch
+        from distill.data import Split, from_tensors, register_dataset
+
+        @register_dataset("plugdata", kind="image")
+        def load(cfg, teacher_path=None):
+            """Blobs: four Gaussian classes of 1x8x8 images."""
+            g = torch.Generator().manual_seed(0)
+            centers = torch.randn(4, 1, 8, 8, generator=g)
+            y = torch.randint(0, 4, (320,), generator=g)
+            x = centers[y] + 0.5 * torch.randn(320, 1, 8, 8, generator=g)
+            return from_tensors("plugdata", (x[:256], y[:256]), (x[256:], y[256:]), val_size=64)
+    '''))
+    (tmp_path / "exp.yaml").write_text("name: own-data\nimports: [./mydata.py]\ndata: {dataset: plugdata}\n"
+                                       "teacher: {model: {name: mlp, hidden: [32]}, train: {epochs: 1}}\n"
+                                       "student: {model: {name: mlp, hidden: [8]}, train: {epochs: 1}}\n"
+                                       "evaluate: {latency_repeats: 1}\nruntime: {threads: 1}\n")
+    assert cli.main(["run", "exp.yaml", "--out", "runs/d", "--quiet"]) == 0
+    summary = json.loads((tmp_path / "runs/d/summary.json").read_text())
+    assert summary["dataset"] == "plugdata" and summary["test_samples"] == 64

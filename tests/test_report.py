@@ -112,7 +112,7 @@ def test_each_model_has_its_own_training_loss_panel(run_dir):
     assert "Training loss per epoch" not in charts  # KD losses and cross-entropy no longer share an axis
     legend = [t.text for t in charts["Training loss: student"].iter("{http://www.w3.org/2000/svg}text")
               if t.get("class") == "lg"]
-    assert legend == ["total", "soft", "hard"]
+    assert legend == ["total", "label", "soft"]
 
 
 def test_comparison_page_puts_runs_side_by_side(run_dir, tmp_path):

@@ -79,7 +79,7 @@ def test_a_missing_tracker_package_is_a_one_line_error(monkeypatch):
 
 def test_epoch_callbacks_from_an_imported_module(tmp_path, monkeypatch, fashion_mnist_root):
     monkeypatch.setattr(trackers, "EPOCH_CALLBACKS", [])
-    monkeypatch.setattr("distill.experiment.EPOCH_CALLBACKS", trackers.EPOCH_CALLBACKS)
+    monkeypatch.setattr("distill.pipeline.experiment.EPOCH_CALLBACKS", trackers.EPOCH_CALLBACKS)
     (tmp_path / "hooks.py").write_text(
         "import json\nimport distill\n\n@distill.on_epoch\ndef log(trainer, record):\n"
         "    with open('epochs.jsonl', 'a') as f:\n        f.write(json.dumps([record['model'], record['epoch']]) + '\\n')\n")

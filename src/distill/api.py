@@ -18,10 +18,10 @@ from distill.config.schema import CacheConfig, ExperimentConfig, TrainConfig
 from distill.data.batches import BatchSource, InMemoryBatches
 from distill.data.bundle import DataBundle
 from distill.errors import ConfigError
-from distill.experiment import resolve_device, run_experiment
 from distill.knowledge.cache import CachedTeacher, CacheOptions, build_cache, choose_teacher
 from distill.knowledge.teacher import LiveTeacher, freeze
 from distill.methods.base import build_method
+from distill.pipeline.experiment import resolve_device, run_experiment
 from distill.train.trainer import EpochCallback, FitResult, Trainer, input_preparer
 
 
@@ -104,11 +104,13 @@ def train_model(model: nn.Module, data: DataBundle, *, teacher: nn.Module | Cach
                 checkpoint_dir: str | Path | None = None, batches: BatchSource | None = None, resume: bool = False,
                 channels_last: bool = True, name: str = "model", task: str = "classification",
                 cache: CacheConfig | dict | str | None = None,
-                callbacks: list[EpochCallback] | None = None, model_spec: dict | None = None) -> FitResult:
+                callbacks: list[EpochCallback] | None = None, model_spec: dict | None = None,
+                label_weight: float | None = None) -> FitResult:
     """Train any ``nn.Module`` on a DataBundle, alone or from a frozen teacher; best weights end up in ``model``.
 
     ``batches`` replaces the in-memory pipeline, e.g. ``LoaderBatches(DataLoader(...))`` for large data.
     ``task="regression"`` validates on MSE/MAE/R^2 and keeps the lowest-MSE epoch (use a regression method).
+    ``label_weight`` weighs the trainer's label loss; None = the method's default (kd 0.1, dkd 1.0, ...).
     ``cache`` is the YAML ``cache:`` block ("auto", "on", {"mode": "on", "views": 4}, ...; default off):
     the frozen teacher's outputs computed once; ``teacher`` may also be a :func:`cache_teacher` result.
     ``callbacks`` are called as ``callback(trainer, record)`` after every epoch (record: the
@@ -134,7 +136,8 @@ def train_model(model: nn.Module, data: DataBundle, *, teacher: nn.Module | Cach
                                   views=getattr(teacher_fn, "views", None))
     trainer = Trainer(name, model, train_cfg, method_obj, teacher=teacher_fn, seed=seed, device=device_,
                       checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, channels_last=channels_last,
-                      task=task, callbacks=callbacks, model_meta=checkpoint_description(model, data, model_spec))
+                      task=task, callbacks=callbacks, model_meta=checkpoint_description(model, data, model_spec),
+                      label_weight=label_weight)
     try:
         return trainer.fit(batches, data.val.inputs, data.val.targets, resume=resume)
     finally:
@@ -143,15 +146,15 @@ def train_model(model: nn.Module, data: DataBundle, *, teacher: nn.Module | Cach
 
 
 def distill_model(teacher: nn.Module | CachedTeacher, student: nn.Module, data: DataBundle, method: str = "kd",
-                  train: TrainConfig | dict | None = None, seed: int = 0, *, cache: CacheConfig | dict | str | None = None,
-                  callbacks: list[EpochCallback] | None = None, batches: BatchSource | None = None,
-                  device: str = "auto", checkpoint_dir: str | Path | None = None,
+                  train: TrainConfig | dict | None = None, seed: int = 0, label_weight: float | None = None, *,
+                  cache: CacheConfig | dict | str | None = None, callbacks: list[EpochCallback] | None = None,
+                  batches: BatchSource | None = None, device: str = "auto", checkpoint_dir: str | Path | None = None,
                   **method_options: Any) -> FitResult:
     """Distill ``teacher`` (frozen, or a :func:`cache_teacher` cache) into ``student`` with a registered method.
 
-    ``cache``, ``callbacks``, ``batches``, ``device`` and ``checkpoint_dir`` are as in :func:`train_model`;
-    every other keyword is an option of the method (``temperature=4``).
+    ``label_weight``, ``cache``, ``callbacks``, ``batches``, ``device`` and ``checkpoint_dir`` are as in
+    :func:`train_model`; every other keyword is an option of the method (``temperature=4``).
     """
     return train_model(student, data, teacher=teacher, method=method, method_options=method_options,
-                       train=train, seed=seed, name="student", cache=cache, callbacks=callbacks, batches=batches,
-                       device=device, checkpoint_dir=checkpoint_dir)
+                       train=train, seed=seed, name="student", label_weight=label_weight, cache=cache,
+                       callbacks=callbacks, batches=batches, device=device, checkpoint_dir=checkpoint_dir)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import inspect
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -15,18 +15,23 @@ from distill import __version__
 from distill.errors import DistillError
 from distill.export.commands import add_commands as add_export_commands
 from distill.report import commands as report_commands
+from distill.search.commands import add_commands as add_search_commands
 
 EPILOG = "Every command has its own --help. Docs: README.md and docs/ in the repository."
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from distill.config import load_config
-    from distill.experiment import new_run_dir, run_experiment
+    from distill.pipeline.run_folder import new_run_dir
 
     cfg = load_config(args.config, args.set)
     record_cli_imports(cfg, args)
+    # Said before torch is imported (seconds on a busy machine), so the user sees the config was read.
+    Console(stderr=True, quiet=args.quiet or os.environ.get("RANK", "0") != "0").print(
+        f"[bold]distill[/bold] run {args.config}: {cfg.name}, mode {cfg.distill.mode}, method {cfg.distill.method}",
+        highlight=False)
     if args.nproc > 1:
-        from distill.train.distributed import relaunch
+        from distill.distributed import relaunch
 
         # Name the run folder once, here, so every rank writes to the same one.
         out = args.out or (None if args.resume else str(new_run_dir(cfg)))
@@ -34,7 +39,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 *(["--resume"] if args.resume else []), *(["--quiet"] if args.quiet else []),
                 *[f"--import={i}" for i in args.imports]]
         return relaunch(args.nproc, argv)
-    from distill.experiment import latest_run_dir
+    from distill.pipeline.experiment import run_experiment
+    from distill.pipeline.run_folder import latest_run_dir
 
     out = Path(args.out) if args.out else (latest_run_dir(cfg) if args.resume else new_run_dir(cfg))
     try:
@@ -79,43 +85,55 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from distill.methods import METHODS, method_options
+    from distill.catalogue import catalogue  # no torch import: the listing is read from catalogue.json
+    from distill.registry import UnknownNameError, nearest
     from distill.terminal import doc_markup, output_console
 
+    methods = catalogue()["methods"]
     console = output_console()
     if args.name:
-        cls = METHODS.get(args.name)
-        console.print(f"[bold]{args.name}[/bold]: {doc_markup(cls.summary)}")
-        if cls.paper:
-            console.print(f"paper: {escape(cls.paper)}")
-        if cls.__doc__:
-            console.print(doc_markup(inspect.cleandoc(cls.__doc__)))
+        if args.name not in methods:
+            raise UnknownNameError(f"unknown method '{args.name}'{nearest(args.name, list(methods))}; "
+                                   f"known: {', '.join(sorted(methods))}")
+        entry = methods[args.name]
+        console.print(f"[bold]{args.name}[/bold]: {doc_markup(entry['summary'])}")
+        if entry["paper"]:
+            console.print(f"paper: {escape(entry['paper'])}")
+        if entry["doc"]:
+            console.print(doc_markup(entry["doc"]))
+        if entry.get("label_weight") is not None:
+            console.print(f"label weight (the default of distill.label_weight): {entry['label_weight']}")
         console.print("options:")
-        for key, default in method_options(cls).items():
-            console.print(f"  {key} = {escape(repr(default))}")
+        for key, default in entry["options"].items():
+            console.print(f"  {key} = {escape(default)}")
         return 0
-    for name in METHODS.names():
-        console.print(f"[bold]{name:<16}[/bold] {doc_markup(METHODS.get(name).summary)}")
+    for name in sorted(methods):
+        console.print(f"[bold]{name:<16}[/bold] {doc_markup(methods[name]['summary'])}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from distill.models import MODELS
-    from distill.models.describe import describe_model, model_summary, yaml_value
+    from distill.catalogue import catalogue
+    from distill.registry import UnknownNameError, nearest
     from distill.terminal import doc_markup, output_console
 
+    models = catalogue()["models"]
+    if args.name and args.name not in models:
+        raise UnknownNameError(f"unknown model '{args.name}'{nearest(args.name, list(models))}; "
+                               f"known: {', '.join(sorted(models))}")
     console = output_console()
     if args.name:
-        summary, options = describe_model(args.name)
-        console.print(f"[bold]{args.name}[/bold]: {doc_markup(summary)}")
-        console.print(f"options (model: {{name: {args.name}, OPTION: VALUE, ...}}):" if options else "no options")
-        for option in options:
-            kind = f"{escape(option.kind)}, " if option.kind else ""
-            console.print(f"  [bold]{option.name}[/bold] ({kind}default {escape(yaml_value(option.default))})"
-                          + (f": {doc_markup(option.meaning)}" if option.meaning else ""))
+        entry = models[args.name]
+        console.print(f"[bold]{args.name}[/bold]: {doc_markup(entry['summary'])}")
+        details = entry["details"]
+        console.print(f"options (model: {{name: {args.name}, OPTION: VALUE, ...}}):" if details else "no options")
+        for option in details:
+            kind = f"{escape(option['kind'])}, " if option["kind"] else ""
+            console.print(f"  [bold]{option['name']}[/bold] ({kind}default {escape(option['default'])})"
+                          + (f": {doc_markup(option['meaning'])}" if option["meaning"] else ""))
         return 0
-    for name in MODELS.names():
-        console.print(f"[bold]{name:<18}[/bold] {doc_markup(model_summary(name))}")
+    for name in sorted(models):
+        console.print(f"[bold]{name:<18}[/bold] {doc_markup(models[name]['summary'])}")
     console.print("distill models NAME: the model's options and what each one means")
     return 0
 
@@ -179,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     mo.set_defaults(func=cmd_models)
 
     report_commands.add_commands(sub)
+    add_search_commands(sub)
     add_export_commands(sub)
     for command in sub.choices.values():
         add_import_option(command)

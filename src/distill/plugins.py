@@ -99,6 +99,11 @@ def import_user_code(specs: Iterable[str], base_dir: Path | None = None) -> list
     return modules
 
 
+def has_entry_points() -> bool:
+    """Whether an installed package declares ``distill.plugins`` entry points (without loading them)."""
+    return bool(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
 def load_entry_points() -> None:
     """Import every installed ``distill.plugins`` entry point, once per process.
 

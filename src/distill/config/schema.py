@@ -46,9 +46,11 @@ class TextConfig(Strict):
 
 
 class DataConfig(Strict):
-    dataset: Literal["fashion_mnist", "diabetes", "sst2", "trec", "text_files"] = Field(
-        "fashion_mnist", description="diabetes: scikit-learn's regression data (task: regression); "
-                                     "sst2, trec, text_files: sentence classification (see data.text)")
+    dataset: str = Field(
+        "fashion_mnist", description="a registered dataset (distill.data.DATASETS): fashion_mnist; diabetes: "
+                                     "scikit-learn's regression data (task: regression); sst2, trec, text_files: "
+                                     "sentence classification (see data.text); or one registered from Python "
+                                     "with distill.data.register_dataset")
     text: TextConfig = Field(default_factory=TextConfig, description="options of the text datasets")
     root: str | None = Field(None, description="directory of the IDX files; default $DISTILL_FASHION_MNIST_DIR "
                                                "or /usr/share/datasets/fashion-mnist")
@@ -124,8 +126,12 @@ class DistillConfig(Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="the method's options, e.g. temperature")
     methods: list[MethodSpec] | None = Field(None, description="several methods, losses summed with weights "
                                                                "(instead of method/options)")
-    mode: Literal["offline", "online", "born_again", "takd", "reverse"] = Field(
-        "offline", description="offline: frozen trained teacher; see docs/methods.md for the others")
+    label_weight: float | None = Field(None, ge=0, description="weight of the one label loss (cross-entropy, or MSE "
+                                                               "for regression) the trainer adds; null = the method's "
+                                                               "default from its official recipe (kd 0.1, dkd 1.0, ...)")
+    mode: str = Field(
+        "offline", description="a registered mode (distill.pipeline.modes): offline (frozen trained teacher), "
+                               "online, born_again, takd, reverse; see docs/methods.md")
     generations: int = Field(2, ge=1, description="born_again: distilled generations after generation 0")
     assistant: AssistantConfig | None = Field(None, description="takd: the assistant model and its recipe")
     peers: list[ModelConfig] = Field(default_factory=list,

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from distill.data.augment import AugmentParams, BatchAugment
 from distill.errors import DataError
-from distill.methods.base import Batch
+from distill.types import Batch
 
 
 class BatchSource(Protocol):

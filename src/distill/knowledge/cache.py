@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from distill import distributed as dist
 from distill.data.augment import AugmentParams, BatchAugment
 from distill.data.batches import StoredView, view_params
 from distill.data.text import is_token_ids, length_order
 from distill.knowledge import cache_store as store
 from distill.knowledge.teacher import LiveTeacher
-from distill.methods.base import Batch, Outputs
-from distill.train import distributed as dist
+from distill.types import Batch, Outputs
 
 
 @dataclass(frozen=True)

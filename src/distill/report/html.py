@@ -5,10 +5,10 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from distill.io import atomic_write_text
 from distill.report import plots
 from distill.report.rundata import RunData, load_run, model_rows
 from distill.report.search_section import search_section
-from distill.train.checkpoint import atomic_write_text
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1400px;

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from distill.train.checkpoint import atomic_write_text
+from distill.io import atomic_write_text
 
 ROLES = ("teacher", "baseline", "student")
 

@@ -6,7 +6,7 @@ import platform
 
 import torch
 
-from distill.train import distributed as dist
+from distill import distributed as dist
 
 
 def run_environment(device: torch.device | str) -> dict:

@@ -1,0 +1,22 @@
+"""Offline distillation (the default): a trained, frozen teacher teaches the student.
+
+Hinton, Vinyals, Dean 2015 and most KD papers: train (or load) the teacher, train the student
+alone as the baseline, then distil the same student initialisation from the frozen teacher.
+"""
+
+from __future__ import annotations
+
+from distill.pipeline.building import model_meta
+from distill.pipeline.modes import register_mode
+from distill.pipeline.stages import baseline, check_pair, distil, prepare_teacher
+
+
+@register_mode("offline")
+def run(exp, teacher, student, method) -> dict:
+    cfg, data = exp.cfg, exp.data
+    check_pair(exp, teacher, student, method)
+    stages = {"teacher": prepare_teacher(exp, teacher, model_meta(cfg.teacher.model, data))}
+    stages.update(baseline(exp))
+    stages["student"] = distil(exp, "student", student, cfg.student.train, stages["teacher"].model,
+                               model_meta(cfg.student.model, data), method)
+    return stages
