@@ -204,5 +204,6 @@ def test_cli_takes_a_study_name(tmp_path):
     for override in TINY:
         args += ["--set", override]
     assert main(args) == 0
-    assert optuna.load_study(study_name="my-study", storage=f"sqlite:///{tmp_path / 'study.db'}").trials
+    study = optuna.load_study(study_name="my-study", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert study.trials and study.metric_names == ["val_accuracy"]  # optuna-dashboard shows the metric's name
     assert json.loads((tmp_path / "search.json").read_text())["study_name"] == "my-study"

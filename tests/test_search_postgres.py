@@ -24,7 +24,7 @@ from .tiny_run import ROOT, TINY
 optuna = pytest.importorskip("optuna", reason="the search extra (optuna) is not installed")
 pytest.importorskip("psycopg", reason="the PostgreSQL driver is not installed: pip install 'distill[search]'")
 
-TRIALS = 6
+TRIALS = 4
 
 
 def pg_bin(name: str) -> str | None:
@@ -77,6 +77,7 @@ def worker(folder: Path, url: str) -> subprocess.Popen:
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_postgresql_study(postgres_url, tmp_path):
     folders = [tmp_path / "a", tmp_path / "b"]
     procs = [worker(f, postgres_url) for f in folders]

@@ -196,6 +196,10 @@ def run_search(cfg: ExperimentConfig, out: str | Path | None = None, trials: int
     name = study_name or cfg.name
     study = optuna.create_study(study_name=name, storage=rdb, load_if_exists=True, direction=search.direction,
                                 pruner=make_pruner(search.pruner))
+    if study.metric_names != [search.metric]:  # optuna-dashboard labels the objective with it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([search.metric])
     requeued = requeue_interrupted(study, rdb, set(search.space))
     queue_grid(study, points)
     study.sampler = make_sampler(kind, cfg.seed + len(study.trials))  # a resumed search draws new values
