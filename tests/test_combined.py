@@ -94,7 +94,7 @@ def test_a_combination_counts_the_label_loss_once():
     assert build_method("combined", {"methods": [KD, AT]}).label_weight == 1.0  # the largest: at's 1.0 over kd's 0.1
     logit_only = build_method("combined", {"methods": [KD, {"method": "dkd"}, {"method": "lskd"}]})
     trainer = Trainer("student", torch.nn.Identity(), TrainConfig(), logit_only, teacher=lambda b: teacher)
-    losses = trainer._step(Batch(student.logits, batch.targets), None)  # the identity model returns the logits
+    losses = trainer._step(Batch(student.logits, batch.targets))  # the identity model returns the logits
     assert [k for k in losses if "label" in k or "hard" in k] == ["label"]
     assert losses["label"].item() == pytest.approx(torch.nn.functional.cross_entropy(student.logits, batch.targets).item())
     configured = method_from_config(load_config(data={"distill": {"methods": [KD, AT], "label_weight": 0.3}}).distill)

@@ -50,7 +50,7 @@ def test_kd_default_total_is_unchanged():
     soft, hard = reference_kd(STUDENT, TEACHER, TARGETS, 4.0, 0.9, 0.1)
     trainer = Trainer("student", torch.nn.Identity(), TrainConfig(), method, teacher=lambda b: Outputs(b.inputs * 0 +
                                                                                                 torch.tensor(TEACHER)))
-    losses = trainer._step(Batch(torch.tensor(STUDENT), torch.tensor(TARGETS)), None)
+    losses = trainer._step(Batch(torch.tensor(STUDENT), torch.tensor(TARGETS)))
     assert set(losses) == {"label", "soft"}
     assert float(losses["soft"]) == pytest.approx(soft, rel=1e-5)
     assert float(losses["label"]) == pytest.approx(hard, rel=1e-5)

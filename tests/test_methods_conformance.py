@@ -446,7 +446,7 @@ def test_every_logit_method_trains_on_a_transfer_set_with_one_masked_label_term(
     trainer = Trainer("student", torch.nn.Identity(), TrainConfig(), method,
                       teacher=(lambda b: Outputs(torch.tensor(T_LOGITS))) if method.needs().teacher else None)
     x = torch.tensor(S_LOGITS, requires_grad=True)  # the identity "model" returns its input as the logits
-    losses = trainer._step(Batch(x, torch.tensor(targets)), None)
+    losses = trainer._step(Batch(x, torch.tensor(targets)))
     assert [k for k in losses if k == "label" or "hard" in k] == ["label"]
     keep = targets >= 0
     ce = np.mean([-log_softmax(S_LOGITS[i])[targets[i]] for i in np.flatnonzero(keep)])
@@ -470,4 +470,4 @@ def test_supervised_is_the_trainers_label_term_alone_with_label_smoothing():
         rows = [i for i in range(N) if targets[i] >= 0]
         return np.mean([0.8 * -log_softmax(s[i])[targets[i]] + 0.2 * np.mean(-log_softmax(s[i])) for i in rows])
 
-    check(lambda s: sum(trainer._step(Batch(s, torch.tensor(targets)), None).values()), reference, S_LOGITS)
+    check(lambda s: sum(trainer._step(Batch(s, torch.tensor(targets))).values()), reference, S_LOGITS)

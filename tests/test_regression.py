@@ -37,7 +37,7 @@ def test_regression_kd_losses_match_hand_computed_values(name, hard_loss, soft, 
     losses = method.losses(Outputs(S), Outputs(T), Batch(torch.zeros(3, 1), Y))
     assert set(losses) == {"soft"} and losses["soft"].item() == pytest.approx(0.3 * soft)
     trainer = Trainer("s", torch.nn.Identity(), TrainConfig(), method, teacher=lambda b: Outputs(T), task="regression")
-    label = trainer._step(Batch(S, Y), None)["label"]
+    label = trainer._step(Batch(S, Y))["label"]
     assert label.item() == pytest.approx(2.0 * hard)
 
 
@@ -51,7 +51,7 @@ def test_mse_and_mae_differ_where_errors_are_not_all_one():
 def test_supervised_regression_and_bad_hard_loss():
     method = build_method("supervised_regression", {"loss": "l1"})
     assert method.losses(Outputs(S), None, Batch(S, Y)) == {}
-    loss = Trainer("s", torch.nn.Identity(), TrainConfig(), method, task="regression")._step(Batch(S, Y), None)
+    loss = Trainer("s", torch.nn.Identity(), TrainConfig(), method, task="regression")._step(Batch(S, Y))
     assert loss["label"].item() == pytest.approx(0.5)
     nan = torch.tensor([1.5, float("nan"), 3.0])  # a row without a target is masked
     assert label_loss(S, nan, "regression", "l1").item() == pytest.approx((0.5 + 1.0) / 2)

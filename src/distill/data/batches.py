@@ -99,8 +99,11 @@ class InMemoryBatches:
         v = epoch % self.views
         if v not in self._view_params:  # kept on the training device, like the data
             p = view_params(self.augment, len(self.inputs), self.seed, v)
-            self._view_params[v] = AugmentParams(*(t.to(index.device) for t in (p.dx, p.dy, p.flip)))
+            self._view_params[v] = (p.to(index.device) if hasattr(p, "stored") else
+                                    AugmentParams(*(t.to(index.device) for t in (p.dx, p.dy, p.flip))))
         p = self._view_params[v]
+        if hasattr(p, "stored"):  # draws that make their own stored view (data/spec_augment.py)
+            return p.stored(index, v)
         return StoredView(p.dx[index], p.dy[index], p.flip[index], id=v)
 
 

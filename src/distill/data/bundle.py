@@ -121,6 +121,28 @@ register_dataset("text_files", kind="text", summary="your own sentence files: da
     _text_loader)
 
 
+@register_dataset("spoken_words", kind="audio", named=True)
+def load_spoken_words_bundle(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    """Synthetic spoken words (20 classes, espeak-ng) as log-mels with SpecAugment, see data.speech."""
+    from distill.data.speech_bundle import load_speech_bundle
+
+    return load_speech_bundle(cfg)
+
+
+def _tabular_loader(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    from distill.data.tabular import load_tabular_bundle
+
+    return load_tabular_bundle(cfg)
+
+
+register_dataset("breast_cancer", kind="tabular", named=True,
+                 summary="scikit-learn's breast cancer data (569 tumours, 30 features, 2 classes)")(_tabular_loader)
+register_dataset("wine", kind="tabular", named=True,
+                 summary="scikit-learn's wine data (178 wines, 13 features, 3 classes)")(_tabular_loader)
+register_dataset("digits", kind="image", named=True,
+                 summary="scikit-learn's 8x8 digits (1,797 images, 10 classes)")(_tabular_loader)
+
+
 @register_dataset("fashion_mnist", kind="image", named=True)
 def load_fashion_mnist_bundle(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
     """Fashion-MNIST (10 classes of 28x28 clothing images), normalised, with crop/flip augmentation."""

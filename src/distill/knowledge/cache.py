@@ -61,7 +61,8 @@ def cache_key(teacher: nn.Module, inputs: Tensor, targets: Tensor, augment: Batc
         _hash_tensor(h, t)
     _hash_tensor(h, inputs)
     _hash_tensor(h, targets)
-    aug = None if augment is None else [augment.crop_padding, augment.hflip, augment.fill, seed]
+    aug = None if augment is None else (
+        [*augment.describe(), seed] if hasattr(augment, "describe") else [augment.crop_padding, augment.hflip, augment.fill, seed])
     h.update(json.dumps({"augment": aug, "modules": list(modules), "views": options.views,
                          "dtype": options.dtype, "top_k": options.top_k}).encode())
     return h.hexdigest()
@@ -145,6 +146,8 @@ class CachedTeacher:
 def _view_id(view) -> int:
     if view is None:
         return 0
+    if getattr(view, "id", -1) >= 0 and hasattr(view, "stored"):  # data/spec_augment.py's stored views
+        return view.id
     if not isinstance(view, StoredView):
         raise ValueError("the teacher cache needs replayable views: build the batches with "
                          "InMemoryBatches(..., views=k) so each batch carries its stored view id")
@@ -212,7 +215,8 @@ def _fill(live, inputs, targets, augment, seed, views, options, directory, layou
             index_dev = index.to(inputs.device)
             x = inputs[index_dev]
             if params is not None:
-                x = augment.apply(x, AugmentParams(params.dx[index], params.dy[index], params.flip[index]))
+                x = augment.apply(x, params.stored(index, view) if hasattr(params, "stored") else
+                                  AugmentParams(params.dx[index], params.dy[index], params.flip[index]))
             out = live(Batch(x, targets[index_dev], index=index))
             chunk = encode(out.logits.cpu(), {k: v.cpu() for k, v in out.features.items()}, options)
             for name, values in chunk.items():

@@ -16,6 +16,7 @@ from distill.config.load import dump_config
 from distill.config.schema import ExperimentConfig
 from distill.data.bundle import load_data
 from distill.data.registry import dataset_spec
+from distill.data.speech_bundle import write_preprocessing
 from distill.evaluate.cost import model_cost
 from distill.evaluate.metrics import classification_metrics
 from distill.evaluate.regression import regression_metrics
@@ -29,6 +30,7 @@ from distill.pipeline.modes import load_modes, run_mode
 from distill.pipeline.run_folder import check_same_config, latest_run_dir, new_run_dir
 from distill.pipeline.stages import Stage
 from distill.report.html import report_after_run
+from distill.report.soft_tree_section import explain_trees
 from distill.report.summary import gap_recovered, print_summary, write_summary
 from distill.terminal import output_console
 from distill.train.environment import run_environment
@@ -118,6 +120,8 @@ class Experiment:
         if not dist.is_main():
             return {}
         summary = self.evaluate(stages)
+        explain_trees(stages, self.data, self.run_dir)  # soft decision trees: filters and paths for the report
+        write_preprocessing(self.data, self.run_dir)  # speech: the log-mel settings an exported student needs
         final = stages.get("student") or list(stages.values())[-1]  # born-again runs end in their last generation
         export_student(self.cfg.export, final.model, self.data, self.run_dir, summary)
         write_summary(self.run_dir / "summary.json", summary)

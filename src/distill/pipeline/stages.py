@@ -29,6 +29,7 @@ from distill.methods.regression import supervised_for
 from distill.models.predict import input_preparer
 from distill.pipeline.building import build_from_spec, model_meta
 from distill.train.trainer import Trainer, probe_method
+from distill.train.trees import fit_tree_model
 
 if TYPE_CHECKING:
     from distill.pipeline.experiment import Experiment
@@ -75,6 +76,10 @@ def batches(exp: Experiment, train_cfg: TrainConfig, views: int | None = None, t
 
 
 def fit(exp: Experiment, trainer: Trainer, train_cfg: TrainConfig, views: int | None = None, transfer=None) -> Stage:
+    if getattr(trainer.model, "fits_without_gradients", False):  # gbdt: fitted, not trained (train/trees.py)
+        result = fit_tree_model(trainer, batches(exp, train_cfg, views, transfer), exp.data.val.inputs,
+                                exp.data.val.targets)
+        return Stage(trainer.name, trainer.model, result.seconds, result.best_epoch)
     result = trainer.fit(batches(exp, train_cfg, views, transfer), exp.data.val.inputs, exp.data.val.targets,
                          resume=exp.resume)
     return Stage(trainer.name, trainer.model, result.seconds, result.best_epoch)

@@ -29,18 +29,23 @@ def label_loss(logits: Tensor, targets: Tensor, task: str = "classification", ki
     """Cross-entropy (classification) or ``kind`` = mse | l1 (regression) over the labelled rows.
 
     ``logits`` of shape (N, P, C) are a cohort of P peers (mode online): each peer gets its own
-    cross-entropy and the peers' terms are summed, as in deep mutual learning.
+    cross-entropy and the peers' terms are summed, as in deep mutual learning. The mask is applied
+    by weighting, not by indexing, so a step costs no host sync (a GPU would stall on one).
     """
     keep = labelled_rows(targets)
-    if not bool(keep.any()):
-        return logits.sum() * 0.0
-    logits, targets = logits[keep], targets[keep]
+    count = keep.sum().clamp_min(1)
     if task == "regression":
         distance = REGRESSION_LOSSES.get(kind or "mse")
         if distance is None:
             raise ConfigError(f"the regression label loss must be one of {', '.join(REGRESSION_LOSSES)}, got '{kind}'")
-        return distance(logits, targets.reshape(logits.shape).to(logits.dtype))
+        targets = targets.reshape(logits.shape).to(logits.dtype)
+        targets = torch.where(keep.reshape(-1, *[1] * (logits.dim() - 1)), targets, logits.detach())
+        per_row = distance(logits, targets, reduction="none").reshape(len(logits), -1).mean(1)
+        return (per_row * keep).sum() / count
+    classes = targets.clamp_min(0)
     if logits.dim() == 3:
-        return sum(F.cross_entropy(logits[:, i], targets, label_smoothing=label_smoothing)
-                   for i in range(logits.shape[1]))
-    return F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+        per_row = sum(F.cross_entropy(logits[:, i], classes, reduction="none", label_smoothing=label_smoothing)
+                      for i in range(logits.shape[1]))
+    else:
+        per_row = F.cross_entropy(logits, classes, reduction="none", label_smoothing=label_smoothing)
+    return (per_row * keep).sum() / count

@@ -205,8 +205,16 @@ class Trainer:
         params += [p for p in self.method.parameters() if p.requires_grad]
         return params
 
+    def _param_groups(self) -> list:
+        """The parameters, or groups with their own ``lr_scale`` when the model has them (two-way pairs)."""
+        if not hasattr(self.model, "param_groups"):
+            return self._parameters()
+        return [*self.model.param_groups(), {"params": [p for p in self.method.parameters() if p.requires_grad]}]
+
     def _step(self, batch: Batch) -> dict[str, Tensor]:
         teacher = self.teacher(batch) if self.needs.teacher else None
+        if self.step_module is None:  # a step outside fit() (the loss tests): no DDP, no taps
+            self.step_module = self._joint_module()
         return self.step_module(batch, teacher)
 
     def _joint_module(self) -> nn.Module:
@@ -240,7 +248,7 @@ class Trainer:
     def fit(self, train: BatchSource, val_inputs: Tensor, val_targets: Tensor, resume: bool = False) -> FitResult:
         cfg = self.cfg
         self._probe(val_inputs)
-        self.optimizer = build_optimizer(self._parameters(), cfg)
+        self.optimizer = build_optimizer(self._param_groups(), cfg)
         steps_per_epoch = len(train)
         state: dict[str, Any] = {"epoch": 0, "step": 0, "best_epoch": -1, "best_val_accuracy": -1.0,
                                  "best_score": -math.inf, "history": [], "finished": False, "seconds": 0.0}
@@ -279,7 +287,7 @@ class Trainer:
         step = state["step"]
         for i, batch in enumerate(train.epoch(epoch)):
             for group in self.optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, step, steps_per_epoch)
+                group["lr"] = learning_rate(cfg, step, steps_per_epoch) * group.get("lr_scale", 1.0)
             losses = self._step(batch)
             loss = sum(losses.values())
             n = len(batch.targets)

@@ -10,6 +10,7 @@ folder is imported when the modes are first needed, so adding a mode means addin
 - born_again: generation k teaches generation k+1 of the same architecture
 - takd: teacher -> assistant -> student
 - reverse: a small trained model teaches a larger one
+- two_way: a pretrained teacher keeps learning while it teaches (reverse KD from the student)
 """
 
 from __future__ import annotations
