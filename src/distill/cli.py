@@ -59,6 +59,17 @@ def resume_command(args: argparse.Namespace, out: Path) -> str:
     return shlex.join(words)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """`distill export`, then the run's report.html rebuilt, so that it shows the ONNX and int8 rows."""
+    from distill.export.commands import cmd_export as export
+    from distill.report.html import report_after_run
+
+    code = export(args)
+    if getattr(args, "updated_run", None) is not None:
+        report_after_run(Path(args.updated_run), Console(stderr=True))
+    return code
+
+
 def record_cli_imports(cfg, args: argparse.Namespace) -> None:
     """``--import`` modules go into the run's config.yaml too, so resume, evaluate and report find them."""
     from distill.plugins import resolve_import
@@ -199,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_commands.add_commands(sub)
     add_search_commands(sub)
     add_export_commands(sub)
+    sub.choices["export"].set_defaults(func=cmd_export)
     for command in sub.choices.values():
         add_import_option(command)
     return parser

@@ -9,7 +9,6 @@ from distill.errors import ConfigError
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     from distill.data.run_data import enclosing_run, is_text_config, run_data
     from distill.evaluate.checkpoint_eval import load_checkpoint_model
@@ -30,8 +29,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     report = {"checkpoint": str(checkpoint), "model_spec": spec, **report}
     write_report(out / "export.json", report)
     summary_run = run_dir or (enclosing_run(checkpoint) if checkpoint.name == "student-best.safetensors" else None)
-    if summary_run is not None:
-        merge_into_summary(summary_run, report, Console(stderr=True))
+    # the run's summary.json gets the numbers; cli.py then rebuilds its report.html (report is not ours to import)
+    args.updated_run = summary_run if summary_run is not None and merge_into_summary(summary_run, report) else None
     from distill.terminal import fit_table, output_console
 
     console = output_console()
@@ -43,21 +42,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def merge_into_summary(run_dir: Path, report: dict, console) -> None:
-    """The run's summary.json gets the export's numbers (as an `export: {enabled: true}` run would), and
-    report.html is rebuilt so that it shows the ONNX and int8 rows."""
+def merge_into_summary(run_dir: Path, report: dict) -> bool:
+    """The run's summary.json gets the export's numbers, as an `export: {enabled: true}` run would write
+    them (summary["export"]); False when the run has no summary.json."""
     import json
 
-    from distill.report.html import report_after_run
-    from distill.report.summary import write_summary
+    from distill.io import atomic_write_text
 
     path = Path(run_dir) / "summary.json"
     if not path.is_file():
-        return
+        return False
     summary = json.loads(path.read_text())
     summary["export"] = json.loads(json.dumps(report, default=str))
-    write_summary(path, summary)
-    report_after_run(Path(run_dir), console)
+    atomic_write_text(path, json.dumps(summary, indent=2))
+    return True
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import sys
 
 import torch
 
@@ -11,8 +12,6 @@ from distill import distributed as dist
 
 def run_environment(device: torch.device | str) -> dict:
     """World size, device, CPU threads and versions: what the config alone does not say about a run."""
-    from distill import __version__
-
     device = torch.device(device)
     info = {
         "world_size": dist.world_size(),
@@ -20,7 +19,7 @@ def run_environment(device: torch.device | str) -> dict:
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
         "torch": torch.__version__,
-        "distill": __version__,
+        "distill": sys.modules["distill"].__version__,  # the package is imported (we are in it); no cycle
         "python": platform.python_version(),
     }
     if device.type == "cuda" and torch.cuda.is_available():
