@@ -24,6 +24,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     data = run_data(data_dir, args.data)
     model, spec = load_checkpoint_model(checkpoint, data.meta.get("model_context"))
     out = Path(args.out) if args.out else (run_dir or checkpoint.parent)
+    from distill.rundir import check_writable_folder
+
+    check_writable_folder(out)
     name = "student" if run_dir else checkpoint.stem.removesuffix("-best")
     report = export_model(model, data, out, name, args.quantize, args.opset, args.calibration_batches,
                           batch_size=args.batch, repeats=args.repeats, threads=args.threads or None)

@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from distill.config.schema import ExperimentConfig
+from distill.errors import ConfigError
 from distill.search.objective import Objective
 from distill.search.results import write_results
 from distill.search.space import check_space, grid_space
@@ -83,7 +84,12 @@ def run_search(cfg: ExperimentConfig, out: str | Path | None = None, trials: int
     console = Console(stderr=True, quiet=quiet)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     target = trials or search.trials or len(points) or 20
-    rdb = optuna.storages.RDBStorage(storage or f"sqlite:///{(folder / 'study.db').resolve()}")
+    try:
+        rdb = optuna.storages.RDBStorage(storage or f"sqlite:///{(folder / 'study.db').resolve()}")
+    except Exception as exc:  # a bad URL, a missing driver, a server that is down: the user's to fix
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ConfigError(f"--storage {storage}: cannot open the study storage ({type(exc).__name__}: {first}); "
+                          f"give an SQLAlchemy URL such as sqlite:///study.db") from None
     study = optuna.create_study(study_name=cfg.name, storage=rdb, load_if_exists=True, direction=search.direction,
                                 pruner=make_pruner(search.pruner))
     requeued = requeue_interrupted(study, rdb, set(search.space))
