@@ -85,11 +85,12 @@ def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], path: 
                  spec: dict | None = None, target: str = "the config's model") -> None:
     """``module.load_state_dict(state)``, or a one-line CheckpointError naming the checkpoint, the model it
     was built for, and the first tensors that do not fit."""
-    problem = state_mismatch(module, state)
-    if problem:
+    try:  # modules with their own _load_from_state_dict (GBDT trees) may take other shapes: let them try
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        problem = state_mismatch(module, state) or " ".join(str(exc).split())[:300]
         raise CheckpointError(f"checkpoint {path} (built for {describe_model(spec)}) does not fit {target}: "
-                              f"{problem}; give the model it was trained as, or another checkpoint")
-    module.load_state_dict(state)
+                              f"{problem}; give the model it was trained as, or another checkpoint") from None
 
 
 def load_weights_into(model: torch.nn.Module, path: str | Path, target: str = "the config's model") -> dict[str, Any]:
