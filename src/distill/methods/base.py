@@ -46,6 +46,9 @@ class Method(nn.Module):
     def setup(self, student: Outputs, teacher: Outputs | None) -> None:
         """Called once with a probe batch's outputs before training (e.g. to size adapters)."""
 
+    def setup_data(self, targets: Tensor | None) -> None:
+        """Called once before training with the training set's targets (None when the batches do not hold them)."""
+
     def start_epoch(self, epoch: int) -> None:
         """Called by the trainer before each training epoch (0-based), e.g. for an epoch-based warm-up."""
 

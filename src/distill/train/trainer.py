@@ -33,7 +33,7 @@ from distill.methods.base import Method
 from distill.models.predict import input_preparer, predict, uses_conv  # noqa: F401  (input_preparer: old home)
 from distill.rundir import append_missing_records
 from distill.train.fast import autocast, compiled, grad_scaler
-from distill.train.label_loss import label_loss
+from distill.train.label_loss import label_loss, labelled_rows
 from distill.train.progress import NullProgress
 from distill.train.running_loss import RunningLoss
 from distill.train.schedule import build_optimizer, learning_rate
@@ -85,6 +85,7 @@ class TrainStep(nn.Module):
         self.prepare, self.device, self.precision = prepare, device, precision
         self.task, self.label_weight = task, label_weight
         self.taps: Taps | None = None
+        self.all_labelled = False  # set by the trainer from the training set: no per-step label mask then
 
     def forward(self, batch: Batch, teacher: Outputs | None) -> dict[str, Tensor]:
         with autocast(self.device, self.precision):
@@ -98,7 +99,7 @@ class TrainStep(nn.Module):
                     f"method's label_weight to 0")
             if self.label_weight:  # the one label term, owned here for every method (train/label_loss.py)
                 label = label_loss(logits, batch.targets, self.task, self.method.label_loss,
-                                   self.method.label_smoothing)
+                                   self.method.label_smoothing, all_labelled=self.all_labelled)
                 losses = {"label": self.label_weight * label, **losses}
             return {k: v.float() for k, v in losses.items()}
 
@@ -274,6 +275,7 @@ class Trainer:
 
     def fit(self, train: BatchSource, val_inputs: Tensor, val_targets: Tensor, resume: bool = False) -> FitResult:
         cfg = self.cfg
+        self.method.setup_data(getattr(train, "targets", None))  # before a resume loads sized buffers
         self._probe(val_inputs)
         self.optimizer = build_optimizer(self._param_groups(), cfg)
         steps_per_epoch = len(train)
@@ -287,7 +289,11 @@ class Trainer:
                              state["seconds"])
         student_taps = Taps(self.model, self.needs.student_modules, "student") if self.needs.student_modules else None
         self.step_module = self._joint_module()
-        getattr(self.step_module, "module", self.step_module).taps = student_taps
+        step = getattr(self.step_module, "module", self.step_module)
+        step.taps = student_taps
+        # One look at the whole training set (one host sync per fit) instead of a label mask per step.
+        targets = getattr(train, "targets", None)
+        step.all_labelled = isinstance(targets, Tensor) and bool(labelled_rows(targets).all())
         try:
             for epoch in range(state["epoch"], cfg.epochs):
                 state = self._run_epoch(epoch, train, steps_per_epoch, state, student_taps, val_inputs, val_targets)
