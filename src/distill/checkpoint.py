@@ -60,8 +60,13 @@ def state_mismatch(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> s
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
+    # A module whose tensors are sized when it is fitted (the gradient-boosted trees) takes the
+    # checkpoint's sizes: it says so with ``state_sized_by_checkpoint = True``.
+    resized = tuple(f"{name}." if name else "" for name, sub in module.named_modules()
+                    if getattr(sub, "state_sized_by_checkpoint", False))
     shaped = [f"{k} is {list(state[k].shape)} in the checkpoint, {list(own[k].shape)} in the model"
-              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+              and not any(k.startswith(p) for p in resized)]
     problems = []
     if missing:
         problems.append(f"missing {_names(missing)}")
@@ -85,12 +90,11 @@ def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], path: 
                  spec: dict | None = None, target: str = "the config's model") -> None:
     """``module.load_state_dict(state)``, or a one-line CheckpointError naming the checkpoint, the model it
     was built for, and the first tensors that do not fit."""
-    try:  # modules with their own _load_from_state_dict (GBDT trees) may take other shapes: let them try
-        module.load_state_dict(state)
-    except RuntimeError as exc:
-        problem = state_mismatch(module, state) or " ".join(str(exc).split())[:300]
+    problem = state_mismatch(module, state)
+    if problem:
         raise CheckpointError(f"checkpoint {path} (built for {describe_model(spec)}) does not fit {target}: "
-                              f"{problem}; give the model it was trained as, or another checkpoint") from None
+                              f"{problem}; give the model it was trained as, or another checkpoint")
+    module.load_state_dict(state)
 
 
 def load_weights_into(model: torch.nn.Module, path: str | Path, target: str = "the config's model") -> dict[str, Any]:
