@@ -15,6 +15,7 @@ from torch import nn
 
 from distill.config.load import dump_config
 from distill.config.schema import ExperimentConfig, ModelConfig
+from distill.data.augment import with_mixing
 from distill.data.batches import InMemoryBatches
 from distill.data.bundle import DataBundle, load_data
 from distill.errors import CompatibilityError, ConfigError
@@ -165,8 +166,16 @@ class Experiment:
             raise ConfigError(f"batch_size {train_cfg.batch_size} is the global batch; it must divide evenly "
                               f"over {world} processes")
         return InMemoryBatches(inputs, targets, train_cfg.batch_size // world, shuffle=True,
-                               augment=self.data.augment, seed=self.cfg.seed, rank=dist.rank(),
+                               augment=self._augment(train_cfg, inputs), seed=self.cfg.seed, rank=dist.rank(),
                                world_size=world, views=views)
+
+    def _augment(self, train_cfg, inputs: torch.Tensor):
+        """The data's crop/flip plus the recipe's mixup/cutmix (teacher and student see the same mixed view)."""
+        augment = with_mixing(self.data.augment, train_cfg.mixup, train_cfg.cutmix, train_cfg.mix_prob)
+        if augment is not None and augment.mixes and (inputs.dim() != 4 or not inputs.is_floating_point()):
+            raise ConfigError(f"train.mixup/cutmix blend images, but {self.data.name} inputs have shape "
+                              f"{tuple(inputs.shape[1:])}; set mixup and cutmix to 0")
+        return augment
 
     def _fit(self, trainer: Trainer, train_cfg, views: int | None = None, transfer=None) -> Stage:
         result = trainer.fit(self._batches(train_cfg, views, transfer), self.data.val.inputs, self.data.val.targets,
@@ -185,7 +194,8 @@ class Experiment:
             return live
         options = CacheOptions(views=c.views, dtype=c.dtype, top_k=c.top_k, memory_mb=c.memory_mb)
         return choose_teacher(c.mode, live, lambda: build_cache(
-            live, inputs, targets, self.data.augment, self.cfg.seed, self.cfg.student.train.epochs,
+            live, inputs, targets, self._augment(self.cfg.student.train, inputs), self.cfg.seed,
+            self.cfg.student.train.epochs,
             options, Path(c.dir) if c.dir else self.run_dir / "cache", self.device, modules,
             log=self.console.print))
 

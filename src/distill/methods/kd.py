@@ -1,8 +1,8 @@
 """Hinton, Vinyals, Dean 2015, "Distilling the Knowledge in a Neural Network"."""
 
 from torch import Tensor
-from torch.nn import functional as F
 
+from distill.data.augment import mixed_cross_entropy
 from distill.methods.base import Batch, Method, Needs, Outputs, kl_with_temperature, register_method
 
 
@@ -32,8 +32,7 @@ class KD(Method):
     def losses(self, student: Outputs, teacher: Outputs | None, batch: Batch) -> dict[str, Tensor]:
         assert teacher is not None
         soft = kl_with_temperature(student.logits, teacher.logits, self.temperature)
-        # Unlabelled transfer-set sentences carry target -1: they get the soft term only.
-        labelled = batch.targets >= 0
-        hard = (F.cross_entropy(student.logits[labelled], batch.targets[labelled]) if labelled.any()
-                else student.logits.sum() * 0.0)
+        # Unlabelled transfer-set sentences carry target -1: they get the soft term only; mixed
+        # inputs (train.mixup/cutmix) get mixed labels.
+        hard = mixed_cross_entropy(student.logits, batch.targets, batch.view)
         return {"soft": self.alpha * soft, "hard": self.beta * hard}

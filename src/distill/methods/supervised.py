@@ -1,8 +1,8 @@
 """Plain supervised training: the teacher's own training and the baseline student."""
 
 from torch import Tensor
-from torch.nn import functional as F
 
+from distill.data.augment import mixed_cross_entropy
 from distill.methods.base import Batch, Method, Needs, Outputs, register_method
 
 
@@ -19,4 +19,5 @@ class Supervised(Method):
         return Needs(teacher=False)
 
     def losses(self, student: Outputs, teacher: Outputs | None, batch: Batch) -> dict[str, Tensor]:
-        return {"hard": F.cross_entropy(student.logits, batch.targets, label_smoothing=self.label_smoothing)}
+        # Mixed inputs (train.mixup/cutmix) get mixed labels.
+        return {"hard": mixed_cross_entropy(student.logits, batch.targets, batch.view, self.label_smoothing)}
