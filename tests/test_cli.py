@@ -32,7 +32,8 @@ def test_quick_run_writes_complete_run_folder(tmp_path, quick_config, fashion_mn
     assert summary["models"]["baseline"]["params"] == summary["models"]["student"]["params"]
     assert summary["models"]["student"]["size_bytes"] > 4 * summary["models"]["student"]["params"]
     t, b, s = (summary["models"][r]["accuracy"] for r in ("teacher", "baseline", "student"))
-    assert summary["gap_recovered"] == pytest.approx((s - b) / (t - b))
+    # no gap to recover when the teacher is not better (tiny runs): None, printed as n/a
+    assert summary["gap_recovered"] == (pytest.approx((s - b) / (t - b)) if t > b else None)
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     cfg = load_config(quick_config)
     epochs = {"teacher": cfg.teacher.train.epochs, "baseline": cfg.student.train.epochs,

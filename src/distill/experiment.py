@@ -256,18 +256,20 @@ class Experiment:
         freeze(stages["teacher"].model)
         teacher_prepare = input_preparer(stages["teacher"].model, cfg.runtime.channels_last)
 
-        if cfg.baseline:
-            baseline = build_from_spec(cfg.student.model, data, cfg.seed)
-            trainer = self._trainer("baseline", baseline, cfg.student.train,
-                                    supervised_for(cfg.task, cfg.student.train.label_smoothing), meta=student_meta)
-            stages["baseline"] = self._fit(trainer, cfg.student.train)
-
         needs = method.needs()
         live = LiveTeacher(stages["teacher"].model, needs.teacher_modules, prepare=teacher_prepare)
         try:
             transfer = data.meta.get("transfer")
             teacher_fn = self._teacher(live, needs.teacher_modules, transfer) if needs.teacher else live
             views = getattr(teacher_fn, "views", None)
+            if cfg.baseline:
+                # The same recipe as the distilled student, down to the data stream: with the cache, the
+                # baseline cycles through the same stored (mixed) views, in the same order.
+                baseline = build_from_spec(cfg.student.model, data, cfg.seed)
+                trainer = self._trainer("baseline", baseline, cfg.student.train,
+                                        supervised_for(cfg.task, cfg.student.train.label_smoothing),
+                                        meta=student_meta)
+                stages["baseline"] = self._fit(trainer, cfg.student.train, views)
             trainer = self._trainer("student", student, cfg.student.train, method, teacher=teacher_fn,
                                     meta=student_meta)
             stages["student"] = self._fit(trainer, cfg.student.train, views, transfer)
