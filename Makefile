@@ -6,7 +6,7 @@ FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 EXTRAS ?= dev,search,export,text
 
-.PHONY: setup demo quick test lint bench clean
+.PHONY: setup demo quick test lint bench clean speech-data
 
 $(BIN)/distill: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ setup: $(BIN)/distill
 	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; } || \
 		echo "chromium could not be installed: the browser tests of the report will be skipped"
+	@# espeak-ng synthesises the spoken-word set of examples/speech.yaml (generated once, about a minute).
+	@command -v espeak-ng >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng; } || \
+		echo "espeak-ng could not be installed: examples/speech.yaml needs it (its data test is skipped)"
+
+speech-data: setup
+	nice -n 15 $(BIN)/python -m distill.data.spoken_words
 
 demo: setup
 	$(BIN)/distill run examples/fashion_mnist.yaml

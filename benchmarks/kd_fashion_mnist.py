@@ -98,8 +98,18 @@ def deployed_latency(run_dir: Path, rounds: int, repeats: int, batch: int) -> di
 
 
 def training_fields(cfg) -> dict:
-    """What decides a run's numbers: everything but its name, runtime and evaluation settings."""
-    return {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("name", "runtime", "evaluate")}
+    """What decides a run's numbers: everything but its name, runtime and evaluation settings, with the
+    method's options as the method reads them (an older config's kd ``beta`` is its label weight)."""
+    from distill.methods.base import build_method, method_options
+
+    fields = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("name", "runtime", "evaluate")}
+    if cfg.distill.method != "combined":
+        method = build_method(cfg.distill.method, cfg.distill.options)
+        effective = {name: getattr(method, name, None) for name in method_options(type(method))}
+        effective["label_weight"] = cfg.distill.label_weight if cfg.distill.label_weight is not None \
+            else method.label_weight
+        fields["distill"] = {**fields["distill"], "options": effective, "label_weight": None}
+    return fields
 
 
 def finished_run(run_dir: Path, cfg) -> dict | None:

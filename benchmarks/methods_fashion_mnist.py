@@ -57,7 +57,8 @@ METHODS: dict[str, dict] = {
     "kd+at": {"methods": [{"method": "kd", "weight": 1.0},
                           {"method": "at", "weight": 1.0,
                            "options": {"student_layer": ["features.1", "features.2"],
-                                       "teacher_layer": ["features.1", "features.2"], "hard_weight": 0.0}}]},
+                                       "teacher_layer": ["features.1", "features.2"]}}],
+              "label_weight": 0.1},  # one label term, kd's weight (at's own CE used to be switched off)
     "mutual (dml)": {"method": "dml", "mode": "online"},
     "born-again (kd)": {"method": "kd", "mode": "born_again", "generations": 1},
     "takd (kd)": {"method": "kd", "mode": "takd",

@@ -9,6 +9,12 @@ with the three interleaved epoch by epoch so machine load hits them alike. Repor
 wall time (the first epoch is a warm-up and left out), b/a and c/a, samples/s, the peak resident
 memory seen while each ran, and the one-off cache build time. Augmentation (crop + flip) is on.
 
+``--pair`` times a pair unlike the ones above instead (issue 16): a 1.23M-parameter ResNet teacher
+(resnet depth 8, width 4: the zoo's nearest to 1.21M) and a 28.9k-parameter CNN student, batch 128,
+the student alone against KD from the cache, epochs alternating inside this one process, process
+CPU time per epoch, with and without augmentation; ``--profile`` adds the ops whose CPU time differs
+most between the two steps.
+
 A second, reduced part compares accuracy at equal epochs: live KD (a fresh augmentation every
 epoch) against the cache with 1 stored view and with k views (Beyer et al. 2022: "Knowledge
 distillation: A good teacher is patient and consistent").
@@ -18,6 +24,7 @@ little and its numbers do not depend on how busy the other cores are.
 
     .venv/bin/python benchmarks/speed.py                 # about 20-40 minutes on a busy 2-core machine
     .venv/bin/python benchmarks/speed.py --quick         # a smoke run of a minute
+    .venv/bin/python benchmarks/speed.py --pair          # the ResNet / small-CNN pair, about 10-20 minutes
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from distill.config.schema import DataConfig, TrainConfig
+from distill.config.schema import AugmentConfig, DataConfig, TrainConfig
 from distill.data.batches import InMemoryBatches
 from distill.data.bundle import load_data
 from distill.knowledge.cache import CacheOptions, build_cache
@@ -46,11 +53,21 @@ from distill.models.predict import predict
 from distill.models.registry import build_model
 from distill.train.trainer import Trainer, input_preparer
 
+try:
+    from distill.train.label_loss import label_loss
+    from distill.types import Outputs
+except ImportError:  # the code before issue 16 (methods returned their own label term): --pair runs on it too
+    from distill.methods.base import Outputs
+
+    label_loss = None
+
 TEACHERS = {
     "small (MLP 1536-768)": ("mlp", {"hidden": [1536, 768]}),
     "large (CNN 32-64-128 x2 convs)": ("cnn", {"channels": [32, 64, 128], "convs_per_stage": 2}),
 }
 STUDENT = ("cnn", {"channels": [16, 32, 64]})
+PAIR_TEACHER = ("resnet", {"depth": 8, "width": 4.0})  # 1,226,442 parameters on Fashion-MNIST
+PAIR_STUDENT = ("cnn", {"channels": [32, 32], "convs_per_stage": 2, "hidden": 16})  # 28,890 parameters
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -232,6 +249,107 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pair_part(args, workdir: Path) -> dict:
+    """Student alone vs KD from the cache on the ResNet / small-CNN pair, epochs alternating in-process."""
+    out = {"teacher": PAIR_TEACHER, "student": PAIR_STUDENT, "batch_size": args.batch_size,
+           "epochs": args.timing_epochs, "runs": {}}
+    for augmented in (False, True):
+        data = load_data(DataConfig(train_subset=args.train_samples, augment=AugmentConfig() if augmented else None))
+        teacher = freeze(model(PAIR_TEACHER, data, seed=1))
+        cache = cached(teacher, data, 1, args.timing_epochs, workdir / f"pair-{augmented}")
+        one_epoch = TrainConfig(epochs=1, batch_size=args.batch_size)
+        runs = {"alone": (trainer("alone", model(PAIR_STUDENT, data), Supervised(), None, one_epoch),
+                          batches(data, args.batch_size)),
+                "kd_cached": (trainer("kd", model(PAIR_STUDENT, data), build_method("kd"), cache, one_epoch),
+                              batches(data, args.batch_size, views=cache.views))}
+        cpu: dict[str, list[float]] = {k: [] for k in runs}
+        for epoch in range(args.timing_epochs):
+            for key, (tr, source) in (runs.items() if epoch % 2 == 0 else reversed(runs.items())):
+                shifted = EpochShift(source, epoch)  # alternate the order too: neither always runs first
+                tr.fit(shifted, data.val.inputs[:500], data.val.targets[:500])
+                cpu[key].append(shifted.cpu)
+        paired = [k / a for k, a in zip(cpu["kd_cached"], cpu["alone"], strict=True)][1:]  # epoch 0: warm-up
+        entry = {"augmentation": augmented, "teacher_params": sum(p.numel() for p in teacher.parameters()),
+                 "student_params": sum(p.numel() for p in model(PAIR_STUDENT, data).parameters()),
+                 "epoch_cpu_seconds": cpu, "ratio_paired_median": statistics.median(paired),
+                 "ratio_of_medians": statistics.median(cpu["kd_cached"][1:]) / statistics.median(cpu["alone"][1:]),
+                 "cache_build_seconds": cache.build_seconds}
+        entry["steps_per_epoch"] = len(runs["alone"][1])
+        entry["alone_step_cpu_ms"] = 1000 * statistics.median(cpu["alone"][1:]) / entry["steps_per_epoch"]
+        entry["loss_side_us"] = loss_side_cost(cache, runs["kd_cached"][1], data.num_classes)
+        extra = entry["loss_side_us"]["kd_cached"] - entry["loss_side_us"]["alone"]
+        entry["loss_side_share"] = extra / 1000 / entry["alone_step_cpu_ms"]
+        if args.profile:
+            entry["profile"] = profile_steps({k: tr for k, (tr, _) in runs.items()},
+                                             {k: src for k, (_, src) in runs.items()}, data)
+        out["runs"]["augmented" if augmented else "plain"] = entry
+        print(f"pair, augmentation {'on' if augmented else 'off'}: KD cached / alone CPU time per epoch "
+              f"{entry['ratio_paired_median']:.3f} (paired median), {entry['ratio_of_medians']:.3f} (ratio of medians); "
+              f"student step {entry['alone_step_cpu_ms']:.1f} ms CPU, of which KD's extra work (cache lookup + loss, "
+              f"forward and backward) {extra:.0f} us = {100 * entry['loss_side_share']:.2f}%", flush=True)
+    return out
+
+
+def loss_side_cost(cache, source, classes: int, repeats: int = 300) -> dict[str, float]:
+    """CPU microseconds per step of what KD adds to a step: the cache lookup and the KD loss (forward and
+    backward), against the student-alone loss, on the logits of one real batch (the models left out)."""
+    batch = next(iter(source.epoch(0)))
+    kd = build_method("kd")
+    logits = torch.randn(len(batch.targets), classes, requires_grad=True)
+
+    def label(weight: float):  # the trainer's one label term, as in TrainStep
+        return weight * label_loss(logits, batch.targets, all_labelled=True) if label_loss else 0.0
+
+    def kd_side():
+        (label(getattr(kd, "label_weight", 0.0)) + sum(kd.losses(Outputs(logits), cache(batch), batch).values())).backward()
+
+    def alone_side():
+        (label(1.0) + sum(Supervised().losses(Outputs(logits), None, batch).values())).backward()
+
+    out = {}
+    for key, fn in (("kd_cached", kd_side), ("alone", alone_side)) * 2:  # twice: the first round warms up
+        started = time.process_time()
+        for _ in range(repeats):
+            fn()
+        out[key] = 1e6 * (time.process_time() - started) / repeats
+    return out
+
+
+def profile_steps(trainers: dict, sources: dict, data, steps: int = 40) -> dict:
+    """Self CPU time per op over ``steps`` training steps of each run; the ops KD spends most extra time in."""
+    from torch.profiler import ProfilerActivity, profile
+
+    tables = {}
+    for key, tr in trainers.items():
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            tr.fit(Steps(sources[key], steps), data.val.inputs[:2], data.val.targets[:2])
+        tables[key] = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+    alone, kd = tables["alone"], tables["kd_cached"]
+    extra = {op: (kd.get(op, 0) - alone.get(op, 0)) / steps for op in set(alone) | set(kd)}
+    top = dict(sorted(extra.items(), key=lambda kv: -abs(kv[1]))[:15])
+    print("ops with the largest extra self CPU time per step, KD cached - alone (microseconds):")
+    for op, us in top.items():
+        print(f"  {op:<48} {us:+9.1f}")
+    return {"extra_us_per_step": top, "alone_total_us_per_step": sum(alone.values()) / steps,
+            "kd_total_us_per_step": sum(kd.values()) / steps}
+
+
+class Steps:
+    """The first ``n`` batches of one epoch of ``source`` (a short, profiled fit)."""
+
+    def __init__(self, source, n: int):
+        self.source, self.n = source, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def epoch(self, epoch: int):
+        for i, batch in enumerate(self.source.epoch(epoch)):
+            if i == self.n:
+                return
+            yield batch
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-samples", type=int, default=12000)
@@ -242,6 +360,8 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=4, help="k for the k-view cache in the accuracy part")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
+    parser.add_argument("--pair", action="store_true", help="only the ResNet teacher / 28.9k CNN student pair")
+    parser.add_argument("--profile", action="store_true", help="with --pair: profile the two training steps")
     parser.add_argument("--out", type=Path, default=RESULTS / "speed.json")
     parser.add_argument("--render", type=Path, metavar="JSON",
                         help="only recompute the ratios and the table from a results file this script wrote")
@@ -257,6 +377,16 @@ def main() -> None:
     if args.quick:
         args.train_samples, args.timing_epochs, args.teacher_epochs, args.acc_epochs = 1000, 2, 1, 2
     torch.set_num_threads(1)
+    if args.pair:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = {"command": "python benchmarks/speed.py " + " ".join(sys.argv[1:]), "torch": torch.__version__,
+                      "threads": torch.get_num_threads(), "train_samples": args.train_samples,
+                      "pair": pair_part(args, Path(tmp))}
+        path = args.out if args.out != RESULTS / "speed.json" else RESULTS / "speed_pair.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1))
+        print(f"wrote {path}")
+        return
     data = load_data(DataConfig(train_subset=args.train_samples, test_subset=2000 if args.quick else None))
     result = {"command": "python benchmarks/speed.py " + " ".join(sys.argv[1:]), "settings": {
                   k: str(v) for k, v in vars(args).items()},

@@ -18,7 +18,7 @@ from distill.train.trainer import Trainer
 
 from .methods_support import NUM_CLASSES, fixed, tiny_data, tiny_models
 
-KD = {"method": "kd", "weight": 0.7, "options": {"temperature": 2.0, "alpha": 0.8, "beta": 0.2}}
+KD = {"method": "kd", "weight": 0.7, "options": {"temperature": 2.0, "alpha": 0.8}}
 AT = {"method": "at", "weight": 0.3, "options": {"student_layer": "s", "teacher_layer": "t", "beta": 10.0}}
 
 
@@ -36,7 +36,7 @@ def test_combined_loss_is_the_weighted_sum_of_the_separate_methods():
     for spec in (KD, AT):
         for term, value in build_method(spec["method"], spec["options"]).losses(student, teacher, batch).items():
             expected[f"{spec['method']}.{term}"] = spec["weight"] * value
-    assert set(got) == {"kd.soft", "kd.hard", "at.attention", "at.hard"} == set(expected)
+    assert set(got) == {"kd.soft", "at.attention"} == set(expected)  # no label term: the trainer adds it once
     for key in expected:
         torch.testing.assert_close(got[key], expected[key])
     assert got["at.attention"] > 0 and got["kd.soft"] > 0  # the comparison is not 0 == 0
@@ -52,7 +52,7 @@ def test_needs_are_the_union_and_repeated_methods_get_distinct_names():
     assert needs.teacher_modules == ("layer3", "layer2")
     twice = build_method("combined", {"methods": [KD, KD]})
     student, teacher, batch = outputs()
-    assert set(twice.losses(student, teacher, batch)) == {"kd.soft", "kd.hard", "kd#2.soft", "kd#2.hard"}
+    assert set(twice.losses(student, teacher, batch)) == {"kd.soft", "kd#2.soft"}
 
 
 def test_sub_method_adapters_are_trained_and_checkpointed(tmp_path):
@@ -64,13 +64,13 @@ def test_sub_method_adapters_are_trained_and_checkpointed(tmp_path):
     live = LiveTeacher(teacher, method.needs().teacher_modules)
     trainer = Trainer("student", student, TrainConfig(epochs=1, batch_size=16), method, teacher=live, checkpoint_dir=tmp_path)
     trainer._probe(data.val.inputs)
-    before = method.state_dict()["parts.1.regressors.0.weight"].clone()
+    before = method.state_dict()["parts.1.regressors.0.0.weight"].clone()
     trainer.fit(InMemoryBatches(data.train.inputs, data.train.targets, 16), data.val.inputs, data.val.targets)
     live.close()
-    after = method.state_dict()["parts.1.regressors.0.weight"]
+    after = method.state_dict()["parts.1.regressors.0.0.weight"]
     assert not torch.equal(before, after)
     tensors, _ = load_tensors(tmp_path / "student-last.safetensors")
-    assert torch.equal(tensors["method.parts.1.regressors.0.weight"], after)
+    assert torch.equal(tensors["method.parts.1.regressors.0.0.weight"], after)
 
 
 def test_config_takes_exactly_one_form_and_reloads():
@@ -87,6 +87,32 @@ def test_config_takes_exactly_one_form_and_reloads():
         load_config(data={"distill": {"methods": []}})
     with pytest.raises(ConfigError, match="no option"):
         method_from_config(load_config(data={"distill": {"methods": [{"method": "kd", "options": {"T": 2}}]}}).distill)
+
+
+def test_a_combination_counts_the_label_loss_once():
+    student, teacher, batch = outputs()
+    assert build_method("combined", {"methods": [KD, AT]}).label_weight == 1.0  # the largest: at's 1.0 over kd's 0.1
+    logit_only = build_method("combined", {"methods": [KD, {"method": "dkd"}, {"method": "lskd"}]})
+    trainer = Trainer("student", torch.nn.Identity(), TrainConfig(), logit_only, teacher=lambda b: teacher)
+    losses = trainer._step(Batch(student.logits, batch.targets))  # the identity model returns the logits
+    assert [k for k in losses if "label" in k or "hard" in k] == ["label"]
+    assert losses["label"].item() == pytest.approx(torch.nn.functional.cross_entropy(student.logits, batch.targets).item())
+    configured = method_from_config(load_config(data={"distill": {"methods": [KD, AT], "label_weight": 0.3}}).distill)
+    assert configured.label_weight == 0.3
+
+
+def test_old_label_options_are_read_or_refused_with_their_new_name():
+    assert build_method("kd", {"beta": 0.4}).label_weight == 0.4
+    assert build_method("at", {"student_layer": "s", "teacher_layer": "t", "hard_weight": 0.0}).label_weight == 0.0
+    assert build_method("tfkd", {"a": 0.8}).correct_prob == 0.8
+    old = {"method": "at", "options": {"student_layer": "s", "teacher_layer": "t", "hard_weight": 0.0}}
+    with pytest.raises(ConfigError, match="counts the label loss once.*distill.label_weight"):
+        build_method("combined", {"methods": [KD, old]})
+    with pytest.raises(ConfigError, match="old name of distill.label_weight"):
+        method_from_config(load_config(data={"distill": {"method": "kd", "options": {"beta": 0.2},
+                                                         "label_weight": 0.5}}).distill)
+    assert method_from_config(load_config(data={"distill": {"method": "kd", "options": {"beta": 0.2}}}).distill
+                              ).label_weight == 0.2
 
 
 def test_cli_lists_the_new_methods(capsys):

@@ -20,7 +20,7 @@ from distill.train.checkpoint import save_tensors
 EPOCHS = 3
 
 
-def write_config(tmp_path: Path) -> Path:
+def write_config(tmp_path: Path, distill: dict | None = None) -> Path:
     torch.manual_seed(0)
     teacher = build_model("mlp", (1, 28, 28), 10, hidden=[32])
     save_tensors(tmp_path / "teacher.safetensors", teacher.state_dict())
@@ -32,6 +32,7 @@ def write_config(tmp_path: Path) -> Path:
         "student": {"model": {"name": "mlp", "hidden": [16]},
                     "train": {"epochs": EPOCHS, "batch_size": 64, "lr": 0.1}},
         "baseline": False,
+        "distill": distill or {"method": "kd"},
         "cache": {"mode": "on", "views": 2, "dtype": "float32"},
         "evaluate": {"latency": False},
         "runtime": {"device": "cpu", "threads": 1},
@@ -51,9 +52,14 @@ def losses(out: Path) -> list[float]:
     return [json.loads(line)["train_loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+# fitnets: its regressor trains inside the same DistributedDataParallel module as the student.
+FITNETS = {"method": "fitnets", "options": {"student_layer": "2", "teacher_layer": "2", "hint_weight": 1.0}}
+
+
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(tmp_path, fashion_mnist_root):
-    config = write_config(tmp_path)
+@pytest.mark.parametrize("distill", [None, FITNETS], ids=["kd", "fitnets"])
+def test_two_gloo_processes_match_one_process(tmp_path, fashion_mnist_root, distill):
+    config = write_config(tmp_path, distill)
     one, two = run(config, tmp_path / "one", 1), run(config, tmp_path / "two", 2)
     assert one.returncode == 0, one.stderr[-3000:]
     assert two.returncode == 0, two.stderr[-3000:]

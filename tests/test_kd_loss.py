@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from distill.config.schema import TrainConfig
 from distill.methods import Batch, Outputs, build_method
 from distill.methods.base import kl_with_temperature
+from distill.train.label_loss import label_loss
+from distill.train.trainer import Trainer
 
 
 def reference_kd(student, teacher, targets, T, alpha, beta):
@@ -30,12 +33,27 @@ TARGETS = [1, 2]
 
 @pytest.mark.parametrize("T,alpha,beta", [(1.0, 0.5, 0.5), (4.0, 0.9, 0.1), (2.5, 1.0, 0.0)])
 def test_kd_matches_reference(T, alpha, beta):
+    """The method's soft term and, through the trainer, its label term; an old config's beta is the label weight."""
     method = build_method("kd", {"temperature": T, "alpha": alpha, "beta": beta})
     losses = method.losses(Outputs(torch.tensor(STUDENT)), Outputs(torch.tensor(TEACHER)),
                            Batch(torch.zeros(2), torch.tensor(TARGETS)))
     soft, hard = reference_kd(STUDENT, TEACHER, TARGETS, T, alpha, beta)
+    assert set(losses) == {"soft"}
     assert float(losses["soft"]) == pytest.approx(soft, rel=1e-5)
-    assert float(losses["hard"]) == pytest.approx(hard, rel=1e-5)
+    label = method.label_weight * label_loss(torch.tensor(STUDENT), torch.tensor(TARGETS))
+    assert float(label) == pytest.approx(hard, rel=1e-5, abs=1e-12)
+
+
+def test_kd_default_total_is_unchanged():
+    """alpha 0.9 * soft (T 4) + label weight 0.1 * CE, the numbers distill has always used (the demo's)."""
+    method = build_method("kd")
+    soft, hard = reference_kd(STUDENT, TEACHER, TARGETS, 4.0, 0.9, 0.1)
+    trainer = Trainer("student", torch.nn.Identity(), TrainConfig(), method, teacher=lambda b: Outputs(b.inputs * 0 +
+                                                                                                torch.tensor(TEACHER)))
+    losses = trainer._step(Batch(torch.tensor(STUDENT), torch.tensor(TARGETS)))
+    assert set(losses) == {"label", "soft"}
+    assert float(losses["soft"]) == pytest.approx(soft, rel=1e-5)
+    assert float(losses["label"]) == pytest.approx(hard, rel=1e-5)
 
 
 def test_hand_computed_two_class_value():

@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from distill.data.augment import AugmentParams, BatchAugment, MixParams, mixed_cross_entropy, with_mixing
+from distill.data.augment import AugmentParams, BatchAugment, MixParams, with_mixing
 from distill.data.batches import InMemoryBatches
 from distill.knowledge.cache import CacheOptions, build_cache, cache_key
 from distill.knowledge.teacher import LiveTeacher
 from distill.models.registry import build_model
+from distill.train.label_loss import label_loss
 
 N, CLASSES = 96, 10
 
@@ -67,7 +68,13 @@ def test_mix_prob_leaves_the_others_unmixed():
     assert abs(float((lam == 1).float().mean()) - 0.7) < 0.03
 
 
-def test_mixed_cross_entropy_is_lam_weighted_over_both_labels():
+def select5(view):
+    out = no_crop_params(5, view.mix.select(torch.arange(5)))
+    out.partner_targets = view.partner_targets[:5]
+    return out
+
+
+def test_the_label_loss_mixes_labels_like_the_inputs():
     g = torch.Generator().manual_seed(4)
     logits, targets, partners = torch.randn(6, 5, generator=g), torch.tensor([0, 1, 2, 3, 4, -1]), \
         torch.tensor([4, 3, -1, 1, 0, 2])
@@ -81,8 +88,11 @@ def test_mixed_cross_entropy_is_lam_weighted_over_both_labels():
     for i in range(5):  # sample 5 has no label: left out; sample 2's partner has none: its own label only
         own = -log_p[i, targets[i]]
         expected.append(own if partners[i] < 0 else lam[i] * own - (1 - lam[i]) * log_p[i, partners[i]])
-    torch.testing.assert_close(mixed_cross_entropy(logits, targets, view), torch.stack(expected).mean())
-    torch.testing.assert_close(mixed_cross_entropy(logits, targets, None), F.cross_entropy(logits[:5], targets[:5]))
+    torch.testing.assert_close(label_loss(logits, targets, view=view), torch.stack(expected).mean())
+    torch.testing.assert_close(label_loss(logits, targets, view=None), F.cross_entropy(logits[:5], targets[:5]))
+    # all_labelled (the trainer's fast path) still mixes
+    torch.testing.assert_close(label_loss(logits[:5], targets[:5], view=select5(view), all_labelled=True),
+                               torch.stack(expected).mean())
 
 
 @pytest.mark.parametrize("kind", [{"mixup": 1.0}, {"cutmix": 1.0}, {"mixup": 0.4, "cutmix": 1.0}])

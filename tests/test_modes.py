@@ -14,6 +14,7 @@ from distill.methods import Batch, Outputs, build_method
 from distill.models import build_model
 from distill.models.cohort import Cohort
 from distill.train.checkpoint import load_tensors
+from distill.train.label_loss import label_loss
 
 from .methods_support import fixed, np_cross_entropy, np_kl, np_softmax
 
@@ -46,8 +47,11 @@ def test_dml_loss_matches_an_independent_formula():
         kls = [np.mean([np_kl(np_softmax(z[n, j] / T), np_softmax(z[n, i] / T)) for n in range(6)]) * T**2
                for j in range(3) if j != i]
         assert losses[f"peer{i}.mutual"].item() == pytest.approx(alpha * np.mean(kls), rel=1e-5)
-        assert losses[f"peer{i}.hard"].item() == pytest.approx(beta * np_cross_entropy(z[:, i], targets.numpy()),
-                                                               rel=1e-5)
+    # The label term is the trainer's: every peer's cross-entropy, summed, with the old beta as its weight.
+    method = build_method("dml", {"temperature": T, "alpha": alpha, "beta": beta})
+    assert method.label_weight == beta and not any("hard" in k for k in losses)
+    expected = sum(np_cross_entropy(z[:, i], targets.numpy()) for i in range(3))
+    assert label_loss(logits, targets).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_gradients_reach_every_peer_and_each_peer_only_from_its_own_loss():
@@ -111,7 +115,8 @@ def test_born_again_generation_k_teaches_generation_k_plus_1(tmp_path, fashion_m
 
     def remember_teacher(trainer, record):
         if trainer.teacher is not None and record["epoch"] == 1:
-            seen[trainer.name] = {k: v.clone() for k, v in trainer.teacher.model.state_dict().items()}
+            teacher = getattr(trainer.teacher, "live", trainer.teacher)  # cached or live
+            seen[trainer.name] = {k: v.clone() for k, v in teacher.model.state_dict().items()}
 
     summary, ckpt = run(tmp_path, {"mode": "born_again", "generations": 2}, callbacks=[remember_teacher])
     assert list(summary["models"]) == ["gen0", "gen1", "gen2"]

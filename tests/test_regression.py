@@ -16,6 +16,7 @@ from distill.errors import ConfigError
 from distill.evaluate.regression import regression_metrics
 from distill.methods import Batch, Outputs, build_method
 from distill.models import build_model
+from distill.train.label_loss import label_loss
 from distill.train.trainer import Trainer
 from distill.train.validation import validation_metrics
 
@@ -32,22 +33,28 @@ Y = torch.tensor([1.5, 2.0, 3.0])  # (N,) targets are reshaped to the (N, 1) pre
     ("mae_kd", "l1", (1 + 0 + 1) / 3, (0.5 + 0 + 1) / 3),
 ])
 def test_regression_kd_losses_match_hand_computed_values(name, hard_loss, soft, hard):
-    method = build_method(name, {"alpha": 0.3, "beta": 2.0, "hard_loss": hard_loss})
+    method = build_method(name, {"alpha": 0.3, "beta": 2.0, "hard_loss": hard_loss})  # beta: the old label weight
     losses = method.losses(Outputs(S), Outputs(T), Batch(torch.zeros(3, 1), Y))
-    assert losses["soft"].item() == pytest.approx(0.3 * soft)
-    assert losses["hard"].item() == pytest.approx(2.0 * hard)
+    assert set(losses) == {"soft"} and losses["soft"].item() == pytest.approx(0.3 * soft)
+    trainer = Trainer("s", torch.nn.Identity(), TrainConfig(), method, teacher=lambda b: Outputs(T), task="regression")
+    label = trainer._step(Batch(S, Y))["label"]
+    assert label.item() == pytest.approx(2.0 * hard)
 
 
 def test_mse_and_mae_differ_where_errors_are_not_all_one():
     t = torch.tensor([[0.0], [2.0], [7.0]])  # errors 1, 0, 3
-    mse = build_method("mse_kd", {"alpha": 1.0, "beta": 0.0}).losses(Outputs(S), Outputs(t), Batch(S, Y))
-    mae = build_method("mae_kd", {"alpha": 1.0, "beta": 0.0}).losses(Outputs(S), Outputs(t), Batch(S, Y))
+    mse = build_method("mse_kd", {"alpha": 1.0}).losses(Outputs(S), Outputs(t), Batch(S, Y))
+    mae = build_method("mae_kd", {"alpha": 1.0}).losses(Outputs(S), Outputs(t), Batch(S, Y))
     assert mse["soft"].item() == pytest.approx(10 / 3) and mae["soft"].item() == pytest.approx(4 / 3)
 
 
 def test_supervised_regression_and_bad_hard_loss():
-    loss = build_method("supervised_regression", {"loss": "l1"}).losses(Outputs(S), None, Batch(S, Y))
-    assert loss["hard"].item() == pytest.approx(0.5)
+    method = build_method("supervised_regression", {"loss": "l1"})
+    assert method.losses(Outputs(S), None, Batch(S, Y)) == {}
+    loss = Trainer("s", torch.nn.Identity(), TrainConfig(), method, task="regression")._step(Batch(S, Y))
+    assert loss["label"].item() == pytest.approx(0.5)
+    nan = torch.tensor([1.5, float("nan"), 3.0])  # a row without a target is masked
+    assert label_loss(S, nan, "regression", "l1").item() == pytest.approx((0.5 + 1.0) / 2)
     with pytest.raises(ConfigError, match="hard_loss must be one of"):
         build_method("mse_kd", {"hard_loss": "huber"})
 

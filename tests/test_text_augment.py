@@ -9,6 +9,7 @@ from torch.nn import functional as F
 from distill.data.text_augment import UNLABELLED, TransferSet
 from distill.methods.base import Batch, Outputs, kl_with_temperature
 from distill.methods.kd import KD
+from distill.train.label_loss import label_loss
 
 SENTENCES = ["the movie was a great fun ride", "a dull and boring film", "not bad at all"]
 
@@ -57,15 +58,12 @@ def test_invalid_probabilities_are_rejected():
         TransferSet(mask_prob=0.6, swap_prob=0.6)
 
 
-def test_kd_hard_loss_ignores_unlabelled_rows():
+def test_the_label_loss_ignores_unlabelled_rows_and_kd_distils_them():
     torch.manual_seed(0)
     student, teacher = torch.randn(6, 3), torch.randn(6, 3)
     targets = torch.tensor([0, UNLABELLED, 2, UNLABELLED, 1, 1])
-    losses = KD(temperature=2.0, alpha=0.5, beta=0.25).losses(Outputs(student), Outputs(teacher),
-                                                              Batch(student, targets))
+    losses = KD(temperature=2.0, alpha=0.5).losses(Outputs(student), Outputs(teacher), Batch(student, targets))
     keep = targets >= 0
-    expected_hard = F.cross_entropy(student[keep], targets[keep])
-    assert torch.allclose(losses["hard"], 0.25 * expected_hard)
+    assert torch.allclose(label_loss(student, targets), F.cross_entropy(student[keep], targets[keep]))
     assert torch.allclose(losses["soft"], 0.5 * kl_with_temperature(student, teacher, 2.0))
-    only_unlabelled = KD().losses(Outputs(student), Outputs(teacher), Batch(student, torch.full((6,), -1)))
-    assert float(only_unlabelled["hard"]) == 0.0 and torch.isfinite(only_unlabelled["soft"])
+    assert float(label_loss(student, torch.full((6,), -1))) == 0.0

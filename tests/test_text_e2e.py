@@ -71,5 +71,5 @@ def test_tinybert_into_a_truncated_transformer_on_a_local_model(tmp_path):
     check_summary(summary, tmp_path / "run")
     student = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
                if json.loads(r)["model"] == "student"][0]
-    assert {"hidden", "attention", "soft", "hard"} <= set(student["terms"])
+    assert {"hidden", "attention", "soft", "label"} <= set(student["terms"])  # beta: the old label weight
     assert student["terms"]["hidden"] > 0 and student["terms"]["attention"] > 0

@@ -29,7 +29,7 @@ def test_loss_matches_an_independent_computation():
     pairs = [(0, 0), (1, 2), (2, 4)]
     student = Outputs(torch.randn(2, 3), features(8, 4, 1, [0, 1, 2]))
     teacher = Outputs(torch.randn(2, 3), features(12, 4, 2, [0, 2, 4]))
-    method = TinyBERT(layers=pairs, hidden_weight=0.5, attention_weight=2.0, temperature=2.0, alpha=0.3, beta=0.7)
+    method = TinyBERT(layers=pairs, hidden_weight=0.5, attention_weight=2.0, temperature=2.0, alpha=0.3)
     method.setup(student, teacher)
     targets = torch.tensor([2, -1])
     losses = method.losses(student, teacher, Batch(student.logits, targets))
@@ -42,12 +42,11 @@ def test_loss_matches_an_independent_computation():
     attention = sum(((student.features[f"attention.{s}"] - teacher.features[f"attention.{t}"]) ** 2).mean()
                     for s, t in pairs[1:])
     p_t = (teacher.logits / 2).softmax(-1)
-    kl = (p_t * (p_t.log() - (student.logits / 2).log_softmax(-1))).sum(-1).mean() * 4
-    hard = -(student.logits[0].log_softmax(-1)[2])  # the unlabelled row (-1) has no hard loss
+    soft = -(p_t * (student.logits / 2).log_softmax(-1)).sum(-1).mean()  # TinyBERT's soft_cross_entropy, no T^2
     assert torch.allclose(losses["hidden"], 0.5 * hidden, atol=1e-6)
     assert torch.allclose(losses["attention"], 2.0 * attention, atol=1e-6)
-    assert torch.allclose(losses["soft"], 0.3 * kl, atol=1e-6)
-    assert torch.allclose(losses["hard"], 0.7 * hard, atol=1e-6)
+    assert torch.allclose(losses["soft"], 0.3 * soft, atol=1e-6)
+    assert set(losses) == {"hidden", "attention", "soft"}  # no label term: TinyBERT's label weight is 0
     sum(losses.values()).backward()
     assert method.projections["1"].weight.grad is not None  # the projection is learned
 
@@ -61,7 +60,7 @@ def test_same_width_needs_no_projection_and_heads_may_differ():
     losses = method.losses(student, teacher, Batch(student.logits, torch.tensor([0, 1])))
     expected = ((student.features["attention.1"].mean(1) - teacher.features["attention.3"].mean(1)) ** 2).mean()
     assert torch.allclose(losses["attention"], expected, atol=1e-6)
-    assert "hard" not in losses  # beta defaults to 0
+    assert "hard" not in losses and TinyBERT.label_weight == 0.0
 
 
 def test_layer_pairs_are_validated_through_the_registry():

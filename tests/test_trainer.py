@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from distill.api import train_model
 from distill.config.schema import TrainConfig
 from distill.data.batches import InMemoryBatches, LoaderBatches
-from distill.errors import NonFiniteLossError
+from distill.errors import ConfigError, NonFiniteLossError
 from distill.knowledge.teacher import LiveTeacher
 from distill.methods import Method, Needs, build_method, register_method
 from distill.models import build_model
@@ -80,6 +80,7 @@ def test_same_seed_same_result_and_seed_matters(tmp_path):
 @register_method("test_explodes")
 class Explodes(Method):
     summary = "test only: turns infinite on the third step"
+    label_weight = 0.0  # its own term below is the whole loss
 
     def __init__(self):
         super().__init__()
@@ -91,7 +92,7 @@ class Explodes(Method):
     def losses(self, student, teacher, batch):
         self.calls += 1
         loss = nn.functional.cross_entropy(student.logits, batch.targets)
-        return {"hard": loss * (math.inf if self.calls > 10 else 1.0)}
+        return {"explodes": loss * (math.inf if self.calls > 10 else 1.0)}
 
 
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -105,6 +106,20 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
     tensors, meta = load_tensors(tmp_path / "model-last.safetensors")
     assert meta["trainer_state"]["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in tensors.values() if v.is_floating_point())
+
+
+def test_a_method_returning_its_own_label_loss_is_refused():
+    class OldContract(Method):
+        def needs(self):
+            return Needs(teacher=False)
+
+        def losses(self, student, teacher, batch):
+            return {"hard": nn.functional.cross_entropy(student.logits, batch.targets)}
+
+    data = blobs(n=64)
+    with pytest.raises(ConfigError, match="returned its own label loss .*return distillation terms only"):
+        Trainer("m", make_student(), TrainConfig(epochs=1, batch_size=32), OldContract()).fit(
+            InMemoryBatches(data.train.inputs, data.train.targets, 32), data.val.inputs, data.val.targets)
 
 
 def test_frozen_teacher_is_untouched_by_distillation():

@@ -16,9 +16,9 @@ from distill.config.load import load_config
 from distill.config.schema import ExperimentConfig, TrainConfig
 from distill.data.batches import BatchSource, InMemoryBatches
 from distill.data.bundle import DataBundle
-from distill.experiment import resolve_device, run_experiment
 from distill.knowledge.teacher import LiveTeacher, freeze
 from distill.methods.base import build_method
+from distill.pipeline.experiment import resolve_device, run_experiment
 from distill.train.trainer import FitResult, Trainer, input_preparer
 
 
@@ -38,11 +38,12 @@ def train_model(model: nn.Module, data: DataBundle, *, teacher: nn.Module | None
                 method_options: dict[str, Any] | None = None, train: TrainConfig | dict | None = None,
                 seed: int = 0, device: str = "auto", checkpoint_dir: str | Path | None = None,
                 batches: BatchSource | None = None, resume: bool = False, channels_last: bool = True,
-                name: str = "model", task: str = "classification") -> FitResult:
+                name: str = "model", task: str = "classification", label_weight: float | None = None) -> FitResult:
     """Train any ``nn.Module`` on a DataBundle, alone or from a frozen teacher; best weights end up in ``model``.
 
     ``batches`` replaces the in-memory pipeline, e.g. ``LoaderBatches(DataLoader(...))`` for large data.
     ``task="regression"`` validates on MSE/MAE/R^2 and keeps the lowest-MSE epoch (use a regression method).
+    ``label_weight`` weighs the trainer's label loss; None = the method's default (kd 0.1, dkd 1.0, ...).
     """
     train_cfg = train if isinstance(train, TrainConfig) else TrainConfig(**(train or {}))
     device_ = resolve_device(device)
@@ -59,7 +60,7 @@ def train_model(model: nn.Module, data: DataBundle, *, teacher: nn.Module | None
                                   train_cfg.batch_size, augment=data.augment, seed=seed)
     trainer = Trainer(name, model, train_cfg, method_obj, teacher=live, seed=seed, device=device_,
                       checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, channels_last=channels_last,
-                      task=task)
+                      task=task, label_weight=label_weight)
     try:
         return trainer.fit(batches, data.val.inputs, data.val.targets, resume=resume)
     finally:
@@ -68,7 +69,8 @@ def train_model(model: nn.Module, data: DataBundle, *, teacher: nn.Module | None
 
 
 def distill_model(teacher: nn.Module, student: nn.Module, data: DataBundle, method: str = "kd",
-                  train: TrainConfig | dict | None = None, seed: int = 0, **method_options: Any) -> FitResult:
-    """Distill ``teacher`` (frozen) into ``student`` with a registered method."""
+                  train: TrainConfig | dict | None = None, seed: int = 0, label_weight: float | None = None,
+                  **method_options: Any) -> FitResult:
+    """Distill ``teacher`` (frozen) into ``student`` with a registered method; ``label_weight`` as ``train_model``."""
     return train_model(student, data, teacher=teacher, method=method, method_options=method_options,
-                       train=train, seed=seed, name="student")
+                       train=train, seed=seed, name="student", label_weight=label_weight)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import inspect
+import os
 import sys
 from pathlib import Path
 
@@ -13,23 +13,30 @@ from distill import __version__
 from distill.errors import DistillError
 from distill.export.commands import add_commands as add_export_commands
 from distill.report import commands as report_commands
+from distill.search.commands import add_commands as add_search_commands
 
 EPILOG = "Every command has its own --help. Docs: README.md and docs/ in the repository."
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from distill.config import load_config
-    from distill.experiment import new_run_dir, run_experiment
+    from distill.pipeline.run_folder import new_run_dir
 
     cfg = load_config(args.config, args.set)
+    # Said before torch is imported (seconds on a busy machine), so the user sees the config was read.
+    Console(stderr=True, quiet=args.quiet or os.environ.get("RANK", "0") != "0").print(
+        f"[bold]distill[/bold] run {args.config}: {cfg.name}, mode {cfg.distill.mode}, method {cfg.distill.method}",
+        highlight=False)
     if args.nproc > 1:
-        from distill.train.distributed import relaunch
+        from distill.distributed import relaunch
 
         # Name the run folder once, here, so every rank writes to the same one.
         out = args.out or (None if args.resume else str(new_run_dir(cfg)))
         argv = ["run", args.config, *[f"--set={s}" for s in args.set], *(["--out", out] if out else []),
                 *(["--resume"] if args.resume else []), *(["--quiet"] if args.quiet else [])]
         return relaunch(args.nproc, argv)
+    from distill.pipeline.experiment import run_experiment
+
     run_experiment(cfg, Path(args.out) if args.out else None, resume=args.resume, quiet=args.quiet)
     return 0
 
@@ -46,31 +53,43 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from distill.methods import METHODS, method_options
+    from distill.catalogue import catalogue  # no torch import: the listing is read from catalogue.json
+    from distill.registry import UnknownNameError, nearest
 
+    methods = catalogue()["methods"]
     console = Console()
     if args.name:
-        cls = METHODS.get(args.name)
-        console.print(f"[bold]{args.name}[/bold]: {cls.summary}")
-        if cls.paper:
-            console.print(f"paper: {cls.paper}")
-        if cls.__doc__:
-            console.print(inspect.cleandoc(cls.__doc__))
+        if args.name not in methods:
+            raise UnknownNameError(f"unknown method '{args.name}'{nearest(args.name, list(methods))}; "
+                                   f"known: {', '.join(sorted(methods))}")
+        entry = methods[args.name]
+        console.print(f"[bold]{args.name}[/bold]: {entry['summary']}")
+        if entry["paper"]:
+            console.print(f"paper: {entry['paper']}")
+        if entry["doc"]:
+            console.print(entry["doc"])
+        if entry.get("label_weight") is not None:
+            console.print(f"label weight (the default of distill.label_weight): {entry['label_weight']}")
         console.print("options:")
-        for key, default in method_options(cls).items():
-            console.print(f"  {key} = {default!r}")
+        for key, default in entry["options"].items():
+            console.print(f"  {key} = {default}")
         return 0
-    for name in METHODS.names():
-        console.print(f"[bold]{name:<16}[/bold] {METHODS.get(name).summary}")
+    for name in sorted(methods):
+        console.print(f"[bold]{name:<16}[/bold] {methods[name]['summary']}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from distill.models import MODELS, model_options
+    from distill.catalogue import catalogue
+    from distill.registry import UnknownNameError, nearest
 
+    models = catalogue()["models"]
+    if args.name and args.name not in models:
+        raise UnknownNameError(f"unknown model '{args.name}'{nearest(args.name, list(models))}; "
+                               f"known: {', '.join(sorted(models))}")
     console = Console()
-    for name in [args.name] if args.name else MODELS.names():
-        options = ", ".join(f"{k}={v!r}" for k, v in model_options(name).items())
+    for name in [args.name] if args.name else sorted(models):
+        options = ", ".join(f"{k}={v}" for k, v in models[name]["options"].items())
         console.print(f"[bold]{name:<10}[/bold] {options}")
     return 0
 
@@ -128,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     mo.set_defaults(func=cmd_models)
 
     report_commands.add_commands(sub)
+    add_search_commands(sub)
     add_export_commands(sub)
     return parser
 

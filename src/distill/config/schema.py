@@ -45,11 +45,35 @@ class TextConfig(Strict):
     transfer_set: TransferSetConfig | None = Field(None, description="null = distil on the training set only")
 
 
+class SpecAugmentConfig(Strict):
+    """Time and frequency masks on log-mels (Park et al. 2019); replayed by the teacher cache like crops."""
+
+    time_masks: int = Field(2, ge=0, description="masked bands of frames per clip")
+    time_width: int = Field(8, ge=0, description="largest width of a time band, in frames")
+    freq_masks: int = Field(2, ge=0, description="masked bands of mel channels per clip")
+    freq_width: int = Field(6, ge=0, description="largest width of a frequency band, in mel channels")
+
+
+class SpeechConfig(Strict):
+    """Log-mel features of data.dataset: spoken_words (synthetic espeak-ng clips, 8 kHz, 1 s)."""
+
+    n_mels: int = Field(40, ge=4, description="mel channels")
+    n_fft: int = Field(256, ge=16, description="STFT window and FFT size, in samples")
+    hop: int = Field(128, ge=1, description="samples between frames")
+    spec_augment: SpecAugmentConfig | None = Field(default_factory=SpecAugmentConfig,
+                                                   description="null turns masking off")
+
+
 class DataConfig(Strict):
-    dataset: Literal["fashion_mnist", "diabetes", "sst2", "trec", "text_files"] = Field(
-        "fashion_mnist", description="diabetes: scikit-learn's regression data (task: regression); "
-                                     "sst2, trec, text_files: sentence classification (see data.text)")
+    dataset: str = Field(
+        "fashion_mnist", description="a registered dataset (distill.data.DATASETS): fashion_mnist; diabetes: "
+                                     "scikit-learn's regression data (task: regression); sst2, trec, text_files: "
+                                     "sentence classification (see data.text); spoken_words: synthetic "
+                                     "keyword spotting (see data.speech); breast_cancer, digits, wine: "
+                                     "scikit-learn's small classification sets; or one registered from "
+                                     "Python with distill.data.register_dataset")
     text: TextConfig = Field(default_factory=TextConfig, description="options of the text datasets")
+    speech: SpeechConfig = Field(default_factory=SpeechConfig, description="options of the speech dataset")
     root: str | None = Field(None, description="directory of the IDX files; default $DISTILL_FASHION_MNIST_DIR "
                                                "or /usr/share/datasets/fashion-mnist")
     val_size: int = Field(5000, ge=1, description="samples carved from train for validation (fixed seed)")
@@ -129,10 +153,16 @@ class DistillConfig(Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="the method's options, e.g. temperature")
     methods: list[MethodSpec] | None = Field(None, description="several methods, losses summed with weights "
                                                                "(instead of method/options)")
-    mode: Literal["offline", "online", "born_again", "takd", "reverse"] = Field(
-        "offline", description="offline: frozen trained teacher; see docs/methods.md for the others")
+    label_weight: float | None = Field(None, ge=0, description="weight of the one label loss (cross-entropy, or MSE "
+                                                               "for regression) the trainer adds; null = the method's "
+                                                               "default from its official recipe (kd 0.1, dkd 1.0, ...)")
+    mode: str = Field(
+        "offline", description="a registered mode (distill.pipeline.modes): offline (frozen trained teacher), "
+                               "online, born_again, takd, reverse, two_way; see docs/methods.md")
     generations: int = Field(2, ge=1, description="born_again: distilled generations after generation 0")
     assistant: AssistantConfig | None = Field(None, description="takd: the assistant model and its recipe")
+    teacher_lr: float | None = Field(None, gt=0, description="two_way: the pretrained teacher's learning rate while "
+                                                               "it keeps learning; null = a tenth of the student's")
     peers: list[ModelConfig] = Field(default_factory=list,
                                      description="online: more untrained peers that learn beside the teacher-sized "
                                                  "peer and the student (deep mutual learning with 3 or more models)")
@@ -156,6 +186,9 @@ class DistillConfig(Strict):
         if self.peers and self.mode != "online":
             raise ValueError(f"'peers' are trained by mode online (deep mutual learning), but mode is '{self.mode}'; "
                              f"set distill.mode: online or remove distill.peers")
+        if self.teacher_lr is not None and self.mode != "two_way":
+            raise ValueError(f"'teacher_lr' is the learning rate of mode two_way's teacher, but mode is '{self.mode}'; "
+                             f"set distill.mode: two_way or remove distill.teacher_lr")
         return self
 
 

@@ -188,26 +188,3 @@ def _gamma(alpha: float, n: int, generator: torch.Generator) -> Tensor:
     if boost:
         out = out * torch.rand(n, generator=generator) ** (1 / alpha)
     return out
-
-
-def mixed_cross_entropy(logits: Tensor, targets: Tensor, view=None, label_smoothing: float = 0.0) -> Tensor:
-    """Cross-entropy with the labels, mixed like the inputs: lam * CE(y) + (1 - lam) * CE(y_partner).
-
-    Samples with target -1 (an unlabelled transfer set) are left out; with no labelled sample the
-    loss is a zero that keeps the graph. Without mixing this is plain ``F.cross_entropy``.
-    """
-    labelled = targets >= 0
-    if not labelled.any():
-        return logits.sum() * 0.0
-    mix = getattr(view, "mix", None)
-    partner_targets = getattr(view, "partner_targets", None)
-    if mix is None or partner_targets is None:
-        return F.cross_entropy(logits[labelled], targets[labelled], label_smoothing=label_smoothing)
-    lam = mix.lam.to(logits.device, logits.dtype)
-    own = F.cross_entropy(logits, targets.clamp_min(0), reduction="none", label_smoothing=label_smoothing)
-    other = F.cross_entropy(logits, partner_targets.to(targets.device).clamp_min(0), reduction="none",
-                            label_smoothing=label_smoothing)
-    # A partner without a label contributes nothing; its share goes to the sample's own label.
-    other_ok = partner_targets.to(targets.device) >= 0
-    loss = torch.where(other_ok, lam * own + (1 - lam) * other, own)
-    return loss[labelled].mean()

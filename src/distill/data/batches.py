@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from distill.data.augment import AugmentParams, BatchAugment
-from distill.methods.base import Batch
+from distill.types import Batch
 
 
 class BatchSource(Protocol):
@@ -55,7 +55,8 @@ def select_view(params: AugmentParams, index: Tensor) -> AugmentParams:
 
 def augmented(augment: BatchAugment, inputs: Tensor, index: Tensor, params: AugmentParams) -> Tensor:
     """The view ``params`` of ``inputs[index]``, its mixing partners gathered from ``inputs``."""
-    partners = inputs[params.mix.partner.to(inputs.device)] if params.mix is not None else None
+    mix = getattr(params, "mix", None)  # only image views mix (data/spec_augment.py has no partners)
+    partners = inputs[mix.partner.to(inputs.device)] if mix is not None else None
     return augment.apply(inputs[index], params, partners)
 
 
@@ -109,7 +110,7 @@ class InMemoryBatches:
                 view = (self._view(epoch, index_dev) if self.views
                         else self.augment.sample(len(index), generator, n, self._image_size))
                 x = augmented(self.augment, self.inputs, index_dev, view)
-                if view.mix is not None:
+                if getattr(view, "mix", None) is not None:
                     view.partner_targets = self.targets[view.mix.partner.to(device)]
             yield Batch(inputs=x, targets=self.targets[index_dev], index=index, view=view)
 
@@ -121,9 +122,15 @@ class InMemoryBatches:
         v = epoch % self.views
         if v not in self._view_params:  # kept on the training device, like the data
             p = view_params(self.augment, len(self.inputs), self.seed, v, self._image_size)
-            mix = p.mix.to(index.device) if p.mix is not None else None
-            self._view_params[v] = AugmentParams(*(t.to(index.device) for t in (p.dx, p.dy, p.flip)), mix)
-        p = select_view(self._view_params[v], index)
+            if hasattr(p, "stored"):  # draws that make their own stored view (data/spec_augment.py)
+                self._view_params[v] = p.to(index.device)
+            else:
+                mix = p.mix.to(index.device) if p.mix is not None else None
+                self._view_params[v] = AugmentParams(*(t.to(index.device) for t in (p.dx, p.dy, p.flip)), mix)
+        p = self._view_params[v]
+        if hasattr(p, "stored"):
+            return p.stored(index, v)
+        p = select_view(p, index)
         return StoredView(p.dx, p.dy, p.flip, p.mix, id=v)
 
 

@@ -10,6 +10,7 @@ from torch import Tensor
 from distill.config.schema import DataConfig
 from distill.data.augment import BatchAugment
 from distill.data.fashion_mnist import CLASSES, load_fashion_mnist
+from distill.data.registry import dataset_spec, register_dataset
 from distill.errors import DataError
 
 
@@ -62,7 +63,9 @@ def from_tensors(name: str, train: Split, test: Split, num_classes: int | None =
     return DataBundle(name, train, val, test, classes, class_names or [str(i) for i in range(classes)], augment)
 
 
-def load_diabetes_bundle(cfg: DataConfig) -> DataBundle:
+@register_dataset("diabetes", kind="regression", named=True)
+def load_diabetes_bundle(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    """scikit-learn's diabetes regression data (task: regression)."""
     from distill.data.diabetes import load_diabetes_splits
 
     train, val, test, meta = load_diabetes_splits(cfg.val_size, cfg.split_seed)
@@ -72,16 +75,45 @@ def load_diabetes_bundle(cfg: DataConfig) -> DataBundle:
                       meta=meta)
 
 
-def load_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
-    """The configured dataset; text datasets are tokenised with the teacher's tokenizer (``teacher_path``)."""
-    if cfg.dataset == "diabetes":
-        return load_diabetes_bundle(cfg)
-    if cfg.dataset in ("sst2", "trec", "text_files"):
-        from distill.data.text_bundle import load_text_data
+def _text_loader(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    from distill.data.text_bundle import load_text_data  # tokenizers are imported only for text runs
 
-        return load_text_data(cfg, teacher_path)
-    if cfg.dataset != "fashion_mnist":  # pydantic already restricts this; kept for new datasets
-        raise DataError(f"unknown dataset '{cfg.dataset}'")
+    return load_text_data(cfg, teacher_path)
+
+
+register_dataset("sst2", kind="text", named=True, summary="SST-2 sentence sentiment (2 classes), see data.text")(
+    _text_loader)
+register_dataset("trec", kind="text", named=True, summary="TREC question types (6 classes), see data.text")(
+    _text_loader)
+register_dataset("text_files", kind="text", summary="your own sentence files: data.text.train/val/test")(
+    _text_loader)
+
+
+@register_dataset("spoken_words", kind="audio", named=True)
+def load_spoken_words_bundle(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    """Synthetic spoken words (20 classes, espeak-ng) as log-mels with SpecAugment, see data.speech."""
+    from distill.data.speech_bundle import load_speech_bundle
+
+    return load_speech_bundle(cfg)
+
+
+def _tabular_loader(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    from distill.data.tabular import load_tabular_bundle
+
+    return load_tabular_bundle(cfg)
+
+
+register_dataset("breast_cancer", kind="tabular", named=True,
+                 summary="scikit-learn's breast cancer data (569 tumours, 30 features, 2 classes)")(_tabular_loader)
+register_dataset("wine", kind="tabular", named=True,
+                 summary="scikit-learn's wine data (178 wines, 13 features, 3 classes)")(_tabular_loader)
+register_dataset("digits", kind="image", named=True,
+                 summary="scikit-learn's 8x8 digits (1,797 images, 10 classes)")(_tabular_loader)
+
+
+@register_dataset("fashion_mnist", kind="image", named=True)
+def load_fashion_mnist_bundle(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    """Fashion-MNIST (10 classes of 28x28 clothing images), normalised, with crop/flip augmentation."""
     raw = load_fashion_mnist(cfg.root)
     # Normalise once up front; padding for crops uses the value a black pixel maps to.
     mean, std = 0.2860, 0.3530
@@ -96,3 +128,9 @@ def load_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
         augment = BatchAugment(cfg.augment.crop_padding, cfg.augment.hflip, fill=(0.0 - mean) / std)
     return DataBundle("fashion_mnist", train, val, test, len(CLASSES), list(CLASSES), augment,
                       meta={"mean": mean, "std": std})
+
+
+def load_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    """The configured dataset (see ``distill.data.registry``); text datasets are tokenised with the
+    teacher's tokenizer (``teacher_path``)."""
+    return dataset_spec(cfg.dataset).loader(cfg, teacher_path)

@@ -12,8 +12,10 @@ import yaml
 
 from distill.config.schema import DataConfig
 from distill.data.bundle import DataBundle, load_data
+from distill.data.registry import DATASETS, is_text_dataset
 
-TEXT_DATASETS = ("sst2", "trec", "text_files")
+# The built-in text datasets, for code written before the registry; use is_text_dataset(name).
+TEXT_DATASETS = tuple(name for name in DATASETS if DATASETS.get(name).is_text)
 
 
 def enclosing_run(checkpoint: Path) -> Path | None:
@@ -31,7 +33,7 @@ def run_config(run_dir: Path | None) -> dict:
 
 
 def is_text_config(run_dir: Path | None) -> bool:
-    return (run_config(run_dir).get("data") or {}).get("dataset") in TEXT_DATASETS
+    return is_text_dataset((run_config(run_dir).get("data") or {}).get("dataset", "fashion_mnist"))
 
 
 def teacher_path(cfg: dict) -> str | None:
@@ -56,7 +58,7 @@ def config_data(cfg: dict, data_root: str | None = None) -> DataBundle:
     ``data.text.root`` (text).
     """
     section = {**(cfg.get("data") or {}), "augment": None}
-    if section.get("dataset") in TEXT_DATASETS:
+    if is_text_dataset(section.get("dataset", "fashion_mnist")):
         section["text"] = {**(section.get("text") or {}), "transfer_set": None}
         if data_root:
             section["text"]["root"] = data_root

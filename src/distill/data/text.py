@@ -177,7 +177,7 @@ class BucketedBatches:
 
     def epoch(self, epoch: int):
         from distill.data.batches import epoch_generator
-        from distill.methods.base import Batch
+        from distill.types import Batch
 
         generator = epoch_generator(self.seed, epoch)
         order = torch.randperm(len(self.inputs), generator=generator)

@@ -7,22 +7,24 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from distill.checkpoint import load_tensors, model_weights
 from distill.config import load_config
-from distill.data.run_data import TEXT_DATASETS, config_data, enclosing_run, run_config
+from distill.data.registry import dataset_spec, named_datasets
+from distill.data.run_data import config_data, enclosing_run, run_config
 from distill.errors import CheckpointError, ConfigError
 from distill.evaluate.cost import model_cost
 from distill.evaluate.metrics import classification_metrics
 from distill.evaluate.regression import regression_metrics
-from distill.models.predict import predict
+from distill.models.predict import input_preparer, predict
 from distill.models.registry import MODELS, build_model, model_options
-from distill.train.checkpoint import load_tensors, model_weights
-from distill.train.trainer import input_preparer
 
 FASHION_MNIST_SHAPE = [1, 28, 28]
-# Datasets that --dataset names on its own: fixed files, nothing else to configure.
-NAMED_DATASETS = ("fashion_mnist", "sst2", "trec")
-WHICH_DATA = ("--config RUN/config.yaml (or the experiment YAML it was trained from)"
-              f" or --dataset {{{','.join(NAMED_DATASETS)}}}")
+
+
+def which_data() -> str:
+    # --dataset takes the registered datasets that a name alone describes (fixed files, nothing to configure).
+    return ("--config RUN/config.yaml (or the experiment YAML it was trained from)"
+            f" or --dataset {{{','.join(named_datasets())}}}")
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -56,10 +58,10 @@ def load_checkpoint_model(path: str | Path, context: dict | None = None) -> tupl
 def named_dataset_config(name: str, spec: dict) -> dict:
     """The config of a dataset given by name: its default split; text is tokenised with the
     checkpoint's own tokenizer directory (its teacher's, or an HF classifier's model) and length."""
-    if name not in NAMED_DATASETS:
-        raise ConfigError(f"--dataset {name}: expected one of {', '.join(NAMED_DATASETS)}; "
+    if name not in named_datasets():
+        raise ConfigError(f"--dataset {name}: expected one of {', '.join(named_datasets())}; "
                           f"for other data use --config")
-    if name not in TEXT_DATASETS:
+    if not dataset_spec(name).is_text:
         return {"data": {"dataset": name}}
     options = spec.get("options", {})
     tokenizer = options.get("teacher_path", options.get("path"))
@@ -87,7 +89,7 @@ def checkpoint_data_config(path: Path, spec: dict, config: str | Path | None = N
         return {}, "fashion_mnist (default)"
     raise ConfigError(f"cannot tell which data {path} ({spec['name']}, input shape {tuple(spec.get('input_shape', ()))})"
                       f" belongs to: it is not inside a run folder (RUN/checkpoints/ next to RUN/config.yaml); "
-                      f"pass {WHICH_DATA}")
+                      f"pass {which_data()}")
 
 
 def check_fits(path: Path, spec: dict, data, source: str) -> None:
@@ -95,7 +97,7 @@ def check_fits(path: Path, spec: dict, data, source: str) -> None:
     shape = list(spec.get("input_shape", []))
     if spec["num_classes"] != data.num_classes or (not data.meta.get("text") and shape != list(data.input_shape)):
         raise ConfigError(f"{path} ({shape} in, {spec['num_classes']} out) does not fit its data ({data.name} from "
-                          f"{source}: {list(data.input_shape)} in, {data.num_classes} out); pass {WHICH_DATA}")
+                          f"{source}: {list(data.input_shape)} in, {data.num_classes} out); pass {which_data()}")
     vocab = spec.get("options", {}).get("vocab_size")
     data_vocab = data.meta.get("model_context", {}).get("vocab_size")
     if vocab is not None and data_vocab is not None and vocab != data_vocab:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch.nn import functional as F
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassCalibrationError,
-    MulticlassConfusionMatrix,
-)
 
 
 def classification_metrics(logits: Tensor, targets: Tensor, num_classes: int,
                            reference_logits: Tensor | None = None, ece_bins: int = 15) -> dict:
     """accuracy, per-class accuracy, cross-entropy, ECE and (given a teacher's logits) top-1 agreement."""
+    # torchmetrics imports all its domains (text pulls in transformers and scipy): seconds, so only here.
+    from torchmetrics.classification import (
+        MulticlassAccuracy,
+        MulticlassCalibrationError,
+        MulticlassConfusionMatrix,
+    )
+
     logits, targets = logits.float().cpu(), targets.cpu()
     accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")(logits, targets)
     per_class = MulticlassAccuracy(num_classes=num_classes, average=None)(logits, targets)

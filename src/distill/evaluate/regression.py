@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from distill.train.validation import regression_errors
+
+def regression_errors(predictions: Tensor, targets: Tensor) -> dict[str, float | None]:
+    """mae, mse and R^2 = 1 - sum((y - p)^2) / sum((y - mean y)^2), in float64."""
+    p = predictions.detach().double().cpu().reshape(len(predictions), -1)
+    y = targets.detach().double().cpu().reshape(p.shape)
+    err = p - y
+    total = float(((y - y.mean(0)) ** 2).sum())
+    return {"mae": float(err.abs().mean()), "mse": float((err**2).mean()),
+            "r2": 1 - float((err**2).sum()) / total if total > 0 else None}
 
 
 def regression_metrics(predictions: Tensor, targets: Tensor, scale: float = 1.0,

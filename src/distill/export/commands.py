@@ -46,7 +46,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from distill.export.bench import bench_onnx, bench_torch
     from distill.export.pipeline import write_report
     from distill.export.table import cost_table
-    from distill.train.trainer import input_preparer
+    from distill.models.predict import input_preparer
 
     rows = []
     for item in args.models:

@@ -16,9 +16,8 @@ from distill.export.bench import bench_onnx, bench_torch
 from distill.export.onnx_export import export_onnx
 from distill.export.quantize import calibration_batches, choose_method, quantize_int8
 from distill.export.runtime import accuracy, session
-from distill.models.predict import predict
-from distill.train.checkpoint import atomic_write_text
-from distill.train.trainer import input_preparer
+from distill.io import atomic_write_text
+from distill.models.predict import input_preparer, predict
 
 VERIFY_SAMPLES = 32
 

@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from distill import distributed as dist
 from distill.data.augment import BatchAugment
 from distill.data.batches import StoredView, augmented, select_view, view_params
 from distill.data.text import is_token_ids, length_order
 from distill.knowledge import cache_store as store
 from distill.knowledge.teacher import LiveTeacher
-from distill.methods.base import Batch, Outputs
-from distill.train import distributed as dist
+from distill.types import Batch, Outputs
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,8 @@ class CachedTeacher:
 def _view_id(view) -> int:
     if view is None:
         return 0
+    if getattr(view, "id", -1) >= 0 and hasattr(view, "stored"):  # data/spec_augment.py's stored views
+        return view.id
     if not isinstance(view, StoredView):
         raise ValueError("the teacher cache needs replayable views: build the batches with "
                          "InMemoryBatches(..., views=k) so each batch carries its stored view id")
@@ -213,7 +215,8 @@ def _fill(live, inputs, targets, augment, seed, views, options, directory, layou
             index_dev = index.to(inputs.device)
             x = inputs[index_dev]
             if params is not None:  # the same (mixed) view the student's batch will hold
-                x = augmented(augment, inputs, index_dev, select_view(params, index))
+                x = (augment.apply(x, params.stored(index, view)) if hasattr(params, "stored")
+                     else augmented(augment, inputs, index_dev, select_view(params, index)))
             out = live(Batch(x, targets[index_dev], index=index))
             chunk = encode(out.logits.cpu(), {k: v.cpu() for k, v in out.features.items()}, options)
             for name, values in chunk.items():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.train.checkpoint import atomic_write_text
+from distill.io import atomic_write_text
 
 META = "meta.json"
 FORMAT = 1

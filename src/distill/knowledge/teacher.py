@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from distill.knowledge.taps import Taps
-from distill.methods.base import Batch, Outputs
+from distill.types import Batch, Outputs
 
 
 def freeze(model: nn.Module) -> nn.Module:

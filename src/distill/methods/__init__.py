@@ -13,10 +13,12 @@ from distill.methods import (  # noqa: F401  (registers the built-in methods)
     pkt,
     regression,
     rkd,
+    soft_tree,
     sp,
     supervised,
     tfkd,
     tinybert,
+    two_way,
 )
 from distill.methods.base import (
     METHODS,

@@ -7,50 +7,33 @@ heads) are picked up by the trainer's optimizer and checkpoint without extra wir
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from distill.errors import ConfigError
 from distill.registry import Registry, check_options
-
-
-@dataclass(frozen=True)
-class Needs:
-    """What the trainer must collect for a method.
-
-    ``student_modules``/``teacher_modules`` are dotted module paths (``layer2``,
-    ``encoder.layer.3``) whose outputs are captured with forward hooks.
-    ``teacher`` is False for methods that learn from labels alone.
-    """
-
-    teacher: bool = True
-    student_modules: tuple[str, ...] = ()
-    teacher_modules: tuple[str, ...] = ()
-
-
-@dataclass
-class Outputs:
-    logits: Tensor
-    features: dict[str, Tensor] = field(default_factory=dict)
-
-
-@dataclass
-class Batch:
-    inputs: Tensor
-    targets: Tensor
-    # Position of each sample in its dataset; lets a teacher cache look up stored outputs.
-    index: Tensor | None = None
-    # The augmentation draws that produced ``inputs`` (None when not augmented).
-    view: Any = None
+from distill.types import Batch, Needs, Outputs  # noqa: F401  (re-exported: the contract types)
 
 
 class Method(nn.Module):
-    """Subclass, set ``summary`` and ``paper``, implement ``needs`` and ``losses``."""
+    """Subclass, set ``summary`` and ``paper``, implement ``needs`` and ``losses``.
+
+    ``losses`` returns the distillation terms only. The supervised label term (cross-entropy, or
+    MSE for regression) belongs to the trainer (``distill.train.label_loss``), which adds it once
+    with weight ``label_weight``: the value of the method's official recipe unless the config sets
+    ``distill.label_weight``. ``renamed_options`` maps options of older configs to their new name;
+    a target of ``"label_weight"`` means the option was this method's own label-loss weight.
+    """
 
     summary: str = ""
     paper: str = ""
+    label_weight: float = 1.0
+    # The label loss the trainer uses: None = the task's (cross-entropy, or MSE for regression), or "l1".
+    label_loss: str | None = None
+    label_smoothing: float = 0.0
+    renamed_options: ClassVar[dict[str, str]] = {}
 
     def needs(self) -> Needs:
         return Needs()
@@ -60,6 +43,9 @@ class Method(nn.Module):
 
     def setup(self, student: Outputs, teacher: Outputs | None) -> None:
         """Called once with a probe batch's outputs before training (e.g. to size adapters)."""
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called by the trainer before each training epoch (0-based), e.g. for an epoch-based warm-up."""
 
 
 METHODS: Registry[type[Method]] = Registry("method")
@@ -82,11 +68,35 @@ def method_options(cls: type[Method]) -> dict[str, Any]:
     return {n: p.default for n, p in params.items() if n != "self" and p.kind not in skip}
 
 
+def renamed_label_option(cls: type[Method], options: dict[str, Any]) -> str | None:
+    """The key of ``options`` that older configs used for this method's label-loss weight, if given."""
+    return next((old for old, new in cls.renamed_options.items() if new == "label_weight" and old in options), None)
+
+
 def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
+    """The registered method ``name`` built with ``options``; options of older configs are read under their new name.
+
+    An older config's label-weight option (kd's ``beta``, the feature methods' ``hard_weight``) becomes the
+    method's ``label_weight``, so ``distill: {method: kd, options: {beta: 0.1}}`` still means what it meant.
+    """
     cls = METHODS.get(name)
     options = dict(options or {})
+    label_weight = None
+    for old, new in cls.renamed_options.items():
+        if old not in options:
+            continue
+        value = options.pop(old)
+        if new == "label_weight":
+            label_weight = float(value)
+        elif new in options:
+            raise ConfigError(f"method '{name}': option '{old}' is now called '{new}'; give only '{new}'")
+        else:
+            options[new] = value
     check_options("method", name, options, method_options(cls))
-    return cls(**options)
+    method = cls(**options)
+    if label_weight is not None:
+        method.label_weight = label_weight
+    return method
 
 
 def kl_with_temperature(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:

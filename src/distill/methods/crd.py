@@ -1,6 +1,9 @@
 """Tian, Krishnan, Isola 2020, "Contrastive Representation Distillation" (ICLR)."""
 
+from typing import Annotated
+
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -16,26 +19,34 @@ def contrastive(anchors: Tensor, positives: Tensor, queue: Tensor, temperature: 
 
 @register_method("crd")
 class CRD(FeatureMethod):
-    """total = beta * (L(s -> t) + L(t -> s)) + hard_weight * CE.
+    """total = beta * (L(s -> t) + L(t -> s)) + label_weight * CE.
 
-    Trainable linear heads (built in ``setup()``) embed flattened student and teacher features into
-    ``feat_dim`` dimensions, L2-normalised. L(s -> t) asks each student embedding to pick its own
-    teacher embedding among the other samples' and ``queue_size`` teacher embeddings from earlier
-    batches (temperature ``nce_t``); L(t -> s) is the same with roles swapped. Earlier embeddings
-    live in two FIFO queues of fixed size instead of the paper's memory bank of the whole data
-    set, and the softmax (InfoNCE) form of the contrastive objective replaces the NCE estimate.
+    Official code: HobbitLong/RepDistiller (``crd/criterion.py``, ``crd/memory.py``). As there,
+    trainable linear heads (built in ``setup()``) embed flattened student and teacher features into
+    ``feat_dim`` = 128 dimensions, L2-normalised; each direction asks an embedding to pick its own
+    counterpart among ``queue_size`` = 16384 negatives at temperature ``nce_t`` = 0.07, both
+    directions summed, weight beta = 0.8 and label weight 1 (``-r 1 -a 0 -b 0.8``). Two differences
+    remain, deliberate because they need no per-sample index or data-set size: negatives come from
+    the batch and two FIFO queues of recent embeddings (MoCo style) rather than a momentum (0.5)
+    memory bank over the whole data set sampled at random, and the objective is the softmax
+    (InfoNCE) cross-entropy instead of the NCE estimate with its constant Z. Values are therefore
+    not the official loss's; the gradient pulls the same pairs together.
     """
 
     several_pairs = False
     summary = "contrastive: tell each sample's teacher embedding from queued negatives (Tian et al. 2020)"
     paper = "Tian, Krishnan, Isola 2020, Contrastive Representation Distillation, ICLR, arXiv:1910.10699"
 
-    def __init__(self, student_layer: Layers = "pool", teacher_layer: Layers = "pool", feat_dim: int = 128,
-                 queue_size: int = 4096, nce_t: float = 0.07, beta: float = 0.8, hard_weight: float = 1.0):
+    label_weight = 1.0
+    renamed_options = {"hard_weight": "label_weight"}
+
+    def __init__(self, student_layer: Layers = "pool", teacher_layer: Layers = "pool",
+                 feat_dim: Annotated[int, Field(ge=1)] = 128, queue_size: Annotated[int, Field(ge=0)] = 16384,
+                 nce_t: Annotated[float, Field(gt=0)] = 0.07, beta: Annotated[float, Field(ge=0)] = 0.8):
         super().__init__(student_layer, teacher_layer)
         if queue_size < 0 or feat_dim < 1 or nce_t <= 0:
             raise ValueError("crd needs feat_dim >= 1, queue_size >= 0 and nce_t > 0")
-        self.nce_t, self.beta, self.hard_weight = nce_t, beta, hard_weight
+        self.nce_t, self.beta = nce_t, beta
         self.embed_s: nn.Module | None = None
         self.embed_t: nn.Module | None = None
         self.register_buffer("queue_s", torch.zeros(queue_size, feat_dim))
@@ -70,5 +81,4 @@ class CRD(FeatureMethod):
                 + contrastive(z_t, z_s, self.queue_s[:n].clone(), self.nce_t))
         if self.training and len(self.queue_s) > 0:
             self.enqueue(z_s.detach(), z_t.detach())
-        return {"contrastive": self.beta * loss,
-                "hard": self.hard_weight * F.cross_entropy(student.logits, batch.targets)}
+        return {"contrastive": self.beta * loss}

@@ -1,6 +1,9 @@
 """Zhao, Cui, Song, Qiu, Liang 2022, "Decoupled Knowledge Distillation" (CVPR)."""
 
+from typing import Annotated
+
 import torch
+from pydantic import Field
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -13,7 +16,7 @@ def row_kl(log_p_teacher: Tensor, log_p_student: Tensor) -> Tensor:
 
 
 def decoupled_terms(student: Tensor, teacher: Tensor, targets: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
-    """(TCKD, NCKD), each averaged over the batch and multiplied by T^2."""
+    """(TCKD, NCKD), each averaged over the rows and multiplied by T^2."""
 
     def split(logits: Tensor) -> tuple[Tensor, Tensor]:
         z = logits / temperature
@@ -32,39 +35,64 @@ def decoupled_terms(student: Tensor, teacher: Tensor, targets: Tensor, temperatu
 
 @register_method("dkd")
 class DKD(Method):
-    """total = warm-up * (alpha * TCKD + beta * NCKD) + hard_weight * CE.
+    """total = ramp * (alpha * TCKD + beta * NCKD) + label_weight * CE.
 
-    TCKD is the KL between the teacher's and student's binary (target, all-other) probabilities;
-    NCKD the KL between their distributions over the non-target classes alone, both at
-    temperature T and scaled by T^2. ``warmup_steps`` > 0 ramps the KD weight linearly from 0 to 1
-    over that many training steps (the paper warms up over its first 20 epochs); 0 turns it off.
+    The official code is megvii-research/mdistiller (``distillers/DKD.py``): TCKD is the KL between
+    the teacher's and student's binary (target, all-other) probabilities, NCKD the KL between their
+    distributions over the non-target classes (mdistiller masks the target logit with -1000), both at
+    temperature T, summed over classes, divided by the batch size and scaled by T^2; the loss is
+    ``CE_WEIGHT * CE + min(epoch / WARMUP, 1) * DKD`` with epochs counted from 1. Computed here in log
+    space, which is the same value without the -1000 mask.
+
+    Defaults are mdistiller's CIFAR-100 recipe (res32x4 -> res8x4: CE 1, alpha 1, beta 8, T 4,
+    warm-up 20 epochs); its ImageNet recipe is alpha 0.5, beta 0.5, T 1, warm-up 1. With a schedule
+    shorter than ``warmup_epochs`` the KD weight never reaches 1: lower it. ``warmup_steps`` > 0 is
+    distill's variant: a linear ramp over that many training steps instead of epochs.
+
+    TCKD and NCKD need the label, so they are averaged over the labelled rows only; unlabelled
+    transfer-set rows (target -1) add nothing to them (the trainer masks them in the label term too).
     """
 
     summary = "decoupled KD: target-class and non-target-class KL weighted separately (Zhao et al. 2022)"
     paper = "Zhao, Cui, Song, Qiu, Liang 2022, Decoupled Knowledge Distillation, CVPR, arXiv:2203.08679"
+    label_weight = 1.0
+    renamed_options = {"hard_weight": "label_weight"}
 
-    def __init__(self, alpha: float = 1.0, beta: float = 8.0, temperature: float = 4.0,
-                 hard_weight: float = 1.0, warmup_steps: int = 0):
+    def __init__(self, alpha: Annotated[float, Field(ge=0)] = 1.0, beta: Annotated[float, Field(ge=0)] = 8.0,
+                 temperature: Annotated[float, Field(gt=0)] = 4.0,
+                 warmup_epochs: Annotated[int, Field(ge=0)] = 20, warmup_steps: Annotated[int, Field(ge=0)] = 0):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"dkd temperature must be > 0, got {temperature}")
+        if warmup_epochs < 0 or warmup_steps < 0:
+            raise ValueError("dkd warmup_epochs and warmup_steps must be >= 0")
         self.alpha, self.beta, self.temperature = alpha, beta, temperature
-        self.hard_weight, self.warmup_steps = hard_weight, warmup_steps
+        self.warmup_epochs, self.warmup_steps = warmup_epochs, warmup_steps
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # saved with the checkpoint
+        self.epoch = None  # 0-based training epoch, set by the trainer; None outside training
 
     def needs(self) -> Needs:
         return Needs(teacher=True)
 
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def ramp(self) -> float:
+        if self.warmup_steps > 0:
+            return min(float(self.steps) / self.warmup_steps, 1.0)
+        if self.warmup_epochs > 0 and self.epoch is not None:
+            return min((self.epoch + 1) / self.warmup_epochs, 1.0)
+        return 1.0
+
     def losses(self, student: Outputs, teacher: Outputs | None, batch: Batch) -> dict[str, Tensor]:
         assert teacher is not None
-        tckd, nckd = decoupled_terms(student.logits, teacher.logits, batch.targets, self.temperature)
-        ramp = 1.0
         if self.training:
             self.steps += 1
-        if self.warmup_steps > 0:
-            ramp = min(float(self.steps) / self.warmup_steps, 1.0)
-        return {
-            "tckd": ramp * self.alpha * tckd,
-            "nckd": ramp * self.beta * nckd,
-            "hard": self.hard_weight * F.cross_entropy(student.logits, batch.targets),
-        }
+        labelled = batch.targets >= 0
+        if not bool(labelled.any()):
+            zero = student.logits.sum() * 0.0
+            return {"tckd": zero, "nckd": zero}
+        tckd, nckd = decoupled_terms(student.logits[labelled], teacher.logits[labelled], batch.targets[labelled],
+                                     self.temperature)
+        ramp = self.ramp()
+        return {"tckd": ramp * self.alpha * tckd, "nckd": ramp * self.beta * nckd}

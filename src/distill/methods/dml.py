@@ -5,8 +5,10 @@ Used by ``distill.mode: online``: the student's logits are a cohort's (N, P, C) 
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
 from torch import Tensor
-from torch.nn import functional as F
 
 from distill.errors import ConfigError
 from distill.methods.base import Batch, Method, Needs, Outputs, kl_with_temperature, register_method
@@ -14,21 +16,27 @@ from distill.methods.base import Batch, Method, Needs, Outputs, kl_with_temperat
 
 @register_method("dml")
 class DML(Method):
-    """For each peer i: beta * CE(z_i, y) + alpha * mean over j != i of T^2 KL(p_j^T || p_i^T).
+    """For each peer i: label_weight * CE(z_i, y) + alpha * mean over j != i of T^2 KL(p_j^T || p_i^T).
 
-    The other peers' distributions are targets (detached), so each peer's gradient comes from its
-    own loss only; summing the peers' losses and taking one step therefore updates every peer as
-    in the paper's simultaneous variant (the paper also describes alternating updates).
+    The paper's loss (Algorithm 1; no code was released with it): each peer's cross-entropy plus the
+    mean KL from the other peers, T = 1. The trainer adds every peer's cross-entropy (one label term
+    for the cohort, the sum over peers); this method returns the mimicry terms. The other peers'
+    distributions are targets (detached), so each peer's gradient comes from its own loss only;
+    summing the peers' losses and taking one step updates every peer as in the paper's simultaneous
+    variant (the paper also describes alternating updates). Older configs' ``beta`` is read as the
+    label weight.
     """
 
     summary = "deep mutual learning: peers trained together, each mimics the others (mode: online)"
     paper = "Zhang, Xiang, Hospedales, Lu 2018, Deep Mutual Learning, CVPR, arXiv:1706.00384"
+    label_weight = 1.0
+    renamed_options = {"beta": "label_weight"}
 
-    def __init__(self, temperature: float = 1.0, alpha: float = 1.0, beta: float = 1.0):
+    def __init__(self, temperature: Annotated[float, Field(gt=0)] = 1.0, alpha: Annotated[float, Field(ge=0)] = 1.0):
         super().__init__()
         if temperature <= 0:
             raise ConfigError(f"dml temperature must be > 0, got {temperature}")
-        self.temperature, self.alpha, self.beta = temperature, alpha, beta
+        self.temperature, self.alpha = temperature, alpha
 
     def needs(self) -> Needs:
         return Needs(teacher=False)
@@ -43,6 +51,5 @@ class DML(Method):
             z = logits[:, i]
             mimic = sum(kl_with_temperature(z, logits[:, j].detach(), self.temperature)
                         for j in range(peers) if j != i) / (peers - 1)
-            out[f"peer{i}.hard"] = self.beta * F.cross_entropy(z, batch.targets)
             out[f"peer{i}.mutual"] = self.alpha * mimic
         return out

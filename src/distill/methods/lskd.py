@@ -1,34 +1,41 @@
 """Sun, Ren, Li, Wang, Cao 2024, "Logit Standardization in Knowledge Distillation" (CVPR)."""
 
+from typing import Annotated
+
+from pydantic import Field
 from torch import Tensor
-from torch.nn import functional as F
 
 from distill.methods.base import Batch, Method, Needs, Outputs, kl_with_temperature, register_method
 
 
 def zscore(logits: Tensor, eps: float = 1e-7) -> Tensor:
-    """Standardise each row: subtract its mean, divide by its (population) standard deviation."""
-    centred = logits - logits.mean(-1, keepdim=True)
-    return centred / (centred.pow(2).mean(-1, keepdim=True).sqrt() + eps)
+    """(z - mean) / (eps + std) per row, with the unbiased (n - 1) standard deviation, as the official code."""
+    return (logits - logits.mean(-1, keepdim=True)) / (eps + logits.std(-1, keepdim=True))
 
 
 @register_method("lskd")
 class LSKD(Method):
-    """total = alpha * KL(softmax(z(t)/T) || softmax(z(s)/T)) * T^2 + beta * CE, z = per-sample z-score.
+    """total = alpha * KL(softmax(z(t)/T) || softmax(z(s)/T)) * T^2 + label_weight * CE, z = per-row z-score.
 
-    Standardising removes each model's logit shift and scale, so the student matches the teacher's
-    logit *relations* rather than its magnitude. Defaults are the authors' CIFAR-100 KD+ls recipe:
-    base temperature 2, KD weight 9, CE weight 0.1.
+    The official code is sunshangquan/logit-standardization-KD (``mdistiller/distillers/KD.py``,
+    ``normalize``): ``(logit - mean) / (1e-7 + logit.std(-1))``, torch's unbiased standard deviation,
+    then KD's ``kl_div(..., none).sum(1).mean() * T^2``. Standardising removes each model's logit
+    shift and scale, so the student matches the teacher's logit *relations*. Defaults are the
+    authors' CIFAR-100 KD + ls recipe (``--logit-stand --base-temp 2 --kd-weight 9``, CE weight 0.1);
+    it needs no label, so unlabelled rows are distilled too. Older configs' ``beta`` is read as the
+    label weight.
     """
 
     summary = "KD on z-scored logits: match logit relations, not magnitude (Sun et al. 2024)"
     paper = "Sun, Ren, Li, Wang, Cao 2024, Logit Standardization in Knowledge Distillation, CVPR, arXiv:2403.01427"
+    label_weight = 0.1
+    renamed_options = {"beta": "label_weight"}
 
-    def __init__(self, temperature: float = 2.0, alpha: float = 9.0, beta: float = 0.1):
+    def __init__(self, temperature: Annotated[float, Field(gt=0)] = 2.0, alpha: Annotated[float, Field(ge=0)] = 9.0):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"lskd temperature must be > 0, got {temperature}")
-        self.temperature, self.alpha, self.beta = temperature, alpha, beta
+        self.temperature, self.alpha = temperature, alpha
 
     def needs(self) -> Needs:
         return Needs(teacher=True)
@@ -36,4 +43,4 @@ class LSKD(Method):
     def losses(self, student: Outputs, teacher: Outputs | None, batch: Batch) -> dict[str, Tensor]:
         assert teacher is not None
         soft = kl_with_temperature(zscore(student.logits), zscore(teacher.logits), self.temperature)
-        return {"soft": self.alpha * soft, "hard": self.beta * F.cross_entropy(student.logits, batch.targets)}
+        return {"soft": self.alpha * soft}

@@ -1,12 +1,15 @@
 """Regression: supervised training on targets, and distillation of a teacher's predictions.
 
 Outputs are (N, D) predictions and targets are float tensors of the same shape. ``mse_kd`` and
-``mae_kd`` differ only in the distance between student and teacher predictions; the hard term
-against the targets is chosen separately with ``hard_loss``.
+``mae_kd`` differ only in the distance between student and teacher predictions; the label term
+against the targets (added by the trainer) is chosen separately with ``hard_loss``.
 """
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
+from pydantic import Field
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -16,57 +19,62 @@ from distill.methods.base import Batch, Method, Needs, Outputs, register_method
 DISTANCES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
 
-def _distance(name: str, method: str):
+def _distance(name: str, method: str, option: str):
     if name not in DISTANCES:
-        raise ConfigError(f"method '{method}': hard_loss must be one of {', '.join(DISTANCES)}, got '{name}'")
+        raise ConfigError(f"method '{method}': {option} must be one of {', '.join(DISTANCES)}, got '{name}'")
     return DISTANCES[name]
-
-
-def as_targets(targets: Tensor, predictions: Tensor) -> Tensor:
-    """Targets shaped like the predictions: (N,) becomes (N, 1) for a one-output model."""
-    return targets.reshape(predictions.shape).to(predictions.dtype)
 
 
 @register_method("supervised_regression")
 class SupervisedRegression(Method):
+    """The label term alone (``loss`` = mse or l1 against the targets), which the trainer adds with weight 1."""
+
     summary = "regression on the targets only (no teacher): teacher training and the baseline"
     paper = ""
+    label_weight = 1.0
 
-    def __init__(self, loss: str = "mse"):
+    def __init__(self, loss: Literal["mse", "l1"] = "mse"):
         super().__init__()
-        self.loss = _distance(loss, "supervised_regression")
+        _distance(loss, "supervised_regression", "loss")
+        self.label_loss = loss
 
     def needs(self) -> Needs:
         return Needs(teacher=False)
 
     def losses(self, student: Outputs, teacher: Outputs | None, batch: Batch) -> dict[str, Tensor]:
-        return {"hard": self.loss(student.logits, as_targets(batch.targets, student.logits))}
+        return {}
 
 
 class _RegressionKD(Method):
-    """total = alpha * distance(student, teacher) + beta * hard_loss(student, targets)."""
+    """total = alpha * distance(student, teacher) + label_weight * hard_loss(student, targets).
+
+    No paper defines these; the defaults (0.5 and 0.5) are distill's. The trainer adds the label term
+    (``hard_loss``: mse or l1; rows with a NaN target are masked). Older configs' ``beta`` is read as
+    the label weight.
+    """
 
     distance = "mse"
+    label_weight = 0.5
+    renamed_options = {"beta": "label_weight"}
 
-    def __init__(self, alpha: float = 0.5, beta: float = 0.5, hard_loss: str = "mse"):
+    def __init__(self, alpha: Annotated[float, Field(ge=0)] = 0.5, hard_loss: Literal["mse", "l1"] = "mse"):
         super().__init__()
-        self.alpha, self.beta = alpha, beta
-        self.hard = _distance(hard_loss, self.name)
+        self.alpha = alpha
+        _distance(hard_loss, self.name, "hard_loss")
+        self.label_loss = hard_loss
 
     def needs(self) -> Needs:
         return Needs(teacher=True)
 
     def losses(self, student: Outputs, teacher: Outputs | None, batch: Batch) -> dict[str, Tensor]:
         assert teacher is not None
-        soft = DISTANCES[self.distance](student.logits, teacher.logits)
-        hard = self.hard(student.logits, as_targets(batch.targets, student.logits))
-        return {"soft": self.alpha * soft, "hard": self.beta * hard}
+        return {"soft": self.alpha * DISTANCES[self.distance](student.logits, teacher.logits)}
 
 
 @register_method("mse_kd")
 class MSEKD(_RegressionKD):
     __doc__ = _RegressionKD.__doc__ + " distance = mean squared error."
-    summary = "regression: mean squared error to the teacher's predictions plus a hard loss on the targets"
+    summary = "regression: mean squared error to the teacher's predictions plus the label loss on the targets"
     paper = ""
     distance = "mse"
 
@@ -74,7 +82,7 @@ class MSEKD(_RegressionKD):
 @register_method("mae_kd")
 class MAEKD(_RegressionKD):
     __doc__ = _RegressionKD.__doc__ + " distance = mean absolute error (L1), less swayed by outliers."
-    summary = "regression: mean absolute (L1) error to the teacher's predictions plus a hard loss on the targets"
+    summary = "regression: mean absolute (L1) error to the teacher's predictions plus the label loss on the targets"
     paper = ""
     distance = "l1"
 

@@ -7,8 +7,17 @@ Layer-to-layer matching between a transformer teacher and a transformer student:
 * attention: MSE between the raw (pre-softmax) attention scores of mapped layers, padded
   positions zeroed (TinyBERT fits the unnormalised scores). When the head counts differ the
   maps are averaged over heads first;
-* prediction: the soft-target KD term at ``temperature`` plus an optional hard label loss
-  (labels >= 0 only, so unlabelled transfer-set sentences get the soft term alone).
+* prediction: the soft cross-entropy -sum softmax(t/T) log softmax(s/T), batch mean, without a
+  T^2 factor (the official ``soft_cross_entropy``); it equals KL plus the teacher's entropy, so
+  its gradient is KD's at T = 1.
+
+Official code: huawei-noah/Pretrained-Language-Model, ``TinyBERT/task_distill.py``, whose
+intermediate stage sums ``MSE(student_att, teacher_att)`` (scores <= -100, the masked positions,
+set to 0) and ``MSE(fit_dense(student_rep), teacher_rep)``, and whose prediction stage is the
+soft cross-entropy alone. distill weights both stages in one loss (``hidden_weight``,
+``attention_weight``, ``alpha``; set a weight to 0 for one stage). TinyBERT has no label term:
+the default label weight is 0 (``distill.label_weight`` adds one; unlabelled rows are masked).
+Older configs' ``beta`` is read as the label weight.
 
 Layers are named by index: 0 is the embedding output, K the output of transformer layer K.
 ``layers: [[0, 0], [1, 3], [2, 6]]`` maps student layer 1 to teacher layer 3 and so on; pair
@@ -18,11 +27,20 @@ taps ``hidden.K`` and ``attention.K`` (``hf_classifier`` and ``text_transformer`
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import torch
+from pydantic import Field
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from distill.errors import ConfigError
-from distill.methods.base import Batch, Method, Needs, Outputs, kl_with_temperature, register_method
+from distill.methods.base import Batch, Method, Needs, Outputs, register_method
+
+
+def soft_cross_entropy(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+    """-sum_k softmax(t/T)_k log softmax(s/T)_k, averaged over the batch (TinyBERT's prediction loss)."""
+    return (-torch.softmax(teacher / temperature, -1) * torch.log_softmax(student / temperature, -1)).sum(-1).mean()
 
 
 def parse_pairs(layers) -> list[tuple[int, int]]:
@@ -46,14 +64,18 @@ class TinyBERT(Method):
     summary = "hidden-state and attention-map matching between mapped transformer layers (Jiao et al. 2020)"
     paper = "Jiao et al. 2020, TinyBERT: Distilling BERT for Natural Language Understanding, arXiv:1909.10351"
 
-    def __init__(self, layers=((0, 0), (1, 3), (2, 6)), hidden_weight: float = 1.0,
-                 attention_weight: float = 1.0, temperature: float = 1.0, alpha: float = 1.0, beta: float = 0.0):
+    label_weight = 0.0
+    renamed_options = {"beta": "label_weight"}
+
+    def __init__(self, layers=((0, 0), (1, 3), (2, 6)), hidden_weight: Annotated[float, Field(ge=0)] = 1.0,
+                 attention_weight: Annotated[float, Field(ge=0)] = 1.0,
+                 temperature: Annotated[float, Field(gt=0)] = 1.0, alpha: Annotated[float, Field(ge=0)] = 1.0):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"tinybert temperature must be > 0, got {temperature}")
         self.pairs = parse_pairs(layers)
         self.hidden_weight, self.attention_weight = hidden_weight, attention_weight
-        self.temperature, self.alpha, self.beta = temperature, alpha, beta
+        self.temperature, self.alpha = temperature, alpha
         self.projections = nn.ModuleDict()
 
     def needs(self) -> Needs:
@@ -86,10 +108,6 @@ class TinyBERT(Method):
             attention = sum((attention_mse(sf[f"attention.{s}"], tf[f"attention.{t}"])
                              for s, t in self.pairs if s > 0 and t > 0), zero)
             out["attention"] = self.attention_weight * attention
-        out["soft"] = self.alpha * kl_with_temperature(student.logits, teacher.logits, self.temperature)
-        if self.beta:
-            labelled = batch.targets >= 0
-            hard = F.cross_entropy(student.logits[labelled], batch.targets[labelled]) if labelled.any() else zero
-            out["hard"] = self.beta * hard
+        out["soft"] = self.alpha * soft_cross_entropy(student.logits, teacher.logits, self.temperature)
         return out
 

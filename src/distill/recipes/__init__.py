@@ -1,20 +1,9 @@
-"""Training modes other than offline distillation, each a small function over the one Trainer.
+"""Old home of the training modes; they now live in ``distill.pipeline.modes`` (one file each).
 
-offline (the default) lives in ``distill.experiment``; the others:
-
-- online: deep mutual learning, a teacher-sized model and the student trained together
-- born_again: generation k teaches generation k+1 of the same architecture
-- takd: teacher -> assistant -> student
-- reverse: a small trained model teaches a larger one
+``MODES`` and ``run_mode`` are kept for code written against the first API; new modes are a file
+in ``pipeline/modes/`` with ``@register_mode("name")`` (see docs/architecture.md).
 """
 
-from __future__ import annotations
+from distill.pipeline.modes import MODES, load_modes, run_mode  # noqa: F401
 
-from distill.recipes import born_again, online, reverse, takd
-
-MODES = {"online": online.run, "born_again": born_again.run, "takd": takd.run, "reverse": reverse.run}
-
-
-def run_mode(mode: str, experiment, teacher, student, method) -> dict:
-    """The stages (role -> Stage) of one mode's run, ready for ``Experiment.finish``."""
-    return MODES[mode](experiment, teacher, student, method)
+load_modes()

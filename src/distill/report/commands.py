@@ -1,4 +1,4 @@
-"""The `distill report` subcommand (and `distill search`, registered from here so cli.py has one hook)."""
+"""The `distill report` subcommand."""
 
 from __future__ import annotations
 
@@ -20,12 +20,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub) -> None:
-    from distill.search.commands import add_commands as add_search
-
     re = sub.add_parser("report", help="write report.html for a run, or a comparison page for several",
                         description="Regenerate RUN_DIR/report.html (one folder: a run or a search folder), "
                                     "or write one page comparing several runs side by side.")
     re.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folder(s) written by distill run/search")
     re.add_argument("--out", help="output file (default RUN_DIR/report.html, or comparison.html for several)")
     re.set_defaults(func=cmd_report)
-    add_search(sub)

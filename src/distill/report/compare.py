@@ -7,10 +7,10 @@ from pathlib import Path
 
 import yaml
 
+from distill.io import atomic_write_text
 from distill.report import plots
 from distill.report.html import SUMMARY_HEADERS, page, plot_row, section, summary_rows, table
 from distill.report.rundata import RunData, load_run, model_rows
-from distill.train.checkpoint import atomic_write_text
 
 
 def _flat(data, prefix: str = "") -> dict:

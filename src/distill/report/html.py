@@ -6,10 +6,11 @@ from html import escape
 from pathlib import Path
 
 from distill.evaluate.cost import format_macs
+from distill.io import atomic_write_text
 from distill.report import plots
 from distill.report.rundata import RunData, load_run, model_rows
 from distill.report.search_section import search_section
-from distill.train.checkpoint import atomic_write_text
+from distill.report.soft_tree_section import tree_sections
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1400px;
@@ -108,6 +109,7 @@ def run_report(run: RunData) -> str:
         name = f"{run.search.get('name', run.path.name)} (search; best trial {best})"
     parts = [f"<h1>distill report: {escape(name)}</h1><p class='meta'>{escape(meta)}</p>"]
     parts += model_sections(run)
+    parts += tree_sections(run.path)  # soft decision tree students (report/soft_tree_section.py)
     if run.search is not None:
         parts.append(search_section(run.search))
     parts.append(section("Resolved config", f"<pre>{escape(run.config_text or '(no config.yaml)')}</pre>",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from distill.report import plots
-from distill.search.importance import param_importances
+from distill.report.importance import param_importances
 
 
 def _value(value) -> str:

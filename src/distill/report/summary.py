@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from distill.evaluate.cost import format_macs
-from distill.train.checkpoint import atomic_write_text
+from distill.io import atomic_write_text
 
 ROLES = ("teacher", "baseline", "student")
 

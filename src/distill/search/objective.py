@@ -11,9 +11,9 @@ import optuna
 
 from distill.config.schema import ExperimentConfig
 from distill.errors import NonFiniteLossError
-from distill.experiment import run_experiment
+from distill.io import atomic_write
+from distill.pipeline.experiment import run_experiment
 from distill.search.space import suggest, with_params
-from distill.train.checkpoint import atomic_write
 
 TEACHER_FILE = "teacher.safetensors"
 

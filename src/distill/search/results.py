@@ -12,9 +12,9 @@ from optuna.trial import TrialState
 
 from distill.config.load import dump_config
 from distill.config.schema import ExperimentConfig
+from distill.io import atomic_write_text
 from distill.report.html import write_report
 from distill.search.space import with_params
-from distill.train.checkpoint import atomic_write_text
 
 
 def trial_row(trial: optuna.trial.FrozenTrial) -> dict:

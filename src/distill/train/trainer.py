@@ -16,24 +16,22 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from distill import distributed as dist
+from distill.checkpoint import flatten_optimizer, load_tensors, save_tensors, unflatten_optimizer
 from distill.config.schema import TrainConfig
 from distill.data.batches import BatchSource
-from distill.errors import NonFiniteLossError
+from distill.errors import ConfigError, NonFiniteLossError
+from distill.io import atomic_write_text
 from distill.knowledge.taps import Taps
-from distill.methods.base import Batch, Method, Outputs
-from distill.models.predict import predict
-from distill.train import distributed as dist
-from distill.train.checkpoint import (
-    atomic_write_text,
-    flatten_optimizer,
-    load_tensors,
-    save_tensors,
-    unflatten_optimizer,
-)
+from distill.methods.base import Method
+from distill.models.predict import input_preparer, predict, uses_conv  # noqa: F401  (input_preparer: old home)
 from distill.train.fast import autocast, compiled, grad_scaler
+from distill.train.label_loss import label_loss, labelled_rows
 from distill.train.progress import NullProgress
+from distill.train.running_loss import RunningLoss
 from distill.train.schedule import build_optimizer, learning_rate
 from distill.train.validation import SELECTION, selection_score, validation_metrics
+from distill.types import Batch, Outputs
 
 TeacherFn = Callable[[Batch], Outputs]
 EpochCallback = Callable[["Trainer", dict], None]
@@ -46,16 +44,6 @@ class FitResult:
     best_val_accuracy: float
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def uses_conv(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in model.modules())
-
-
-def input_preparer(model: nn.Module, channels_last: bool) -> Callable[[Tensor], Tensor]:
-    if channels_last and uses_conv(model):
-        return lambda x: x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
-    return lambda x: x
 
 
 def probe_method(method: Method, model: nn.Module, teacher: TeacherFn | None, inputs: Tensor,
@@ -72,6 +60,41 @@ def probe_method(method: Method, model: nn.Module, teacher: TeacherFn | None, in
         finally:
             model.train(was_training)
     method.setup(student, teacher(batch) if needs.teacher else None)
+
+
+class TrainStep(nn.Module):
+    """The student and the method's trainable parts as one module: its forward is a training step's losses.
+
+    Under torchrun it is wrapped in one DistributedDataParallel, which averages the gradients of
+    the student and of the method's adapters alike. ``forward_model`` is the student's forward
+    (compiled or plain; not registered, so parameters are not counted twice).
+    """
+
+    def __init__(self, model: nn.Module, method: Method, forward_model: nn.Module, prepare, device, precision: str,
+                 task: str = "classification", label_weight: float = 0.0):
+        super().__init__()
+        self.model, self.method = model, method
+        self.__dict__["forward_model"] = forward_model
+        self.prepare, self.device, self.precision = prepare, device, precision
+        self.task, self.label_weight = task, label_weight
+        self.taps: Taps | None = None
+        self.all_labelled = False  # set by the trainer from the training set: no per-step label mask then
+
+    def forward(self, batch: Batch, teacher: Outputs | None) -> dict[str, Tensor]:
+        with autocast(self.device, self.precision):
+            logits = self.forward_model(self.prepare(batch.inputs))
+            student = Outputs(logits, self.taps.pop() if self.taps else {})
+            losses = self.method.losses(student, teacher, batch)
+            if self.label_weight and "hard" in losses:
+                raise ConfigError(
+                    f"method '{getattr(self.method, 'name', type(self.method).__name__)}' returned its own label "
+                    f"loss ('hard') and the trainer adds one too: return distillation terms only, or set the "
+                    f"method's label_weight to 0")
+            if self.label_weight:  # the one label term, owned here for every method (train/label_loss.py)
+                label = label_loss(logits, batch.targets, self.task, self.method.label_loss,
+                                   self.method.label_smoothing, all_labelled=self.all_labelled, view=batch.view)
+                losses = {"label": self.label_weight * label, **losses}
+            return {k: v.float() for k, v in losses.items()}
 
 
 class MetricsLog:
@@ -107,11 +130,15 @@ class Trainer:
         precision: str = "fp32",
         compile: bool = False,
         task: str = "classification",
+        label_weight: float | None = None,
+        log_every: int = 50,
     ):
         self.name, self.cfg, self.method, self.seed = name, cfg, method, seed
         if task not in SELECTION:
             raise ValueError(f"task must be one of {', '.join(SELECTION)}, got '{task}'")
         self.task = task
+        # The one weight of the label term: the method's (its official recipe's, or distill.label_weight).
+        self.label_weight = float(method.label_weight if label_weight is None else label_weight)
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.method = method.to(self.device)
@@ -129,9 +156,13 @@ class Trainer:
         self.eval_batch_size = eval_batch_size
         self.callbacks = list(callbacks or [])
         self.optimizer: torch.optim.Optimizer | None = None
-        # The training forward: DDP under torchrun, optionally compiled; self.model keeps the plain weights.
-        self.forward = compiled(dist.wrap(self.model, self.device), compile)
+        # The student's training forward, optionally compiled; self.model keeps the plain weights.
+        self.forward = compiled(self.model, compile)
         self.precision, self.scaler = precision, grad_scaler(self.device, precision)
+        # Steps between host syncs: the running loss totals stay on the device in between, and the
+        # NaN guard looks at them then, so it stops within log_every steps of a non-finite loss.
+        self.log_every = max(1, int(log_every))
+        self.step_module: nn.Module | None = None
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _path(self, kind: str) -> Path | None:
@@ -175,12 +206,37 @@ class Trainer:
         params += [p for p in self.method.parameters() if p.requires_grad]
         return params
 
-    def _step(self, batch: Batch, student_taps: Taps | None) -> dict[str, Tensor]:
+    def _param_groups(self) -> list:
+        """The parameters, or groups with their own ``lr_scale`` when the model has them (two-way pairs)."""
+        if not hasattr(self.model, "param_groups"):
+            return self._parameters()
+        return [*self.model.param_groups(), {"params": [p for p in self.method.parameters() if p.requires_grad]}]
+
+    def _step(self, batch: Batch) -> dict[str, Tensor]:
         teacher = self.teacher(batch) if self.needs.teacher else None
-        with autocast(self.device, self.precision):
-            logits = self.forward(self.prepare(batch.inputs))
-            student = Outputs(logits, student_taps.pop() if student_taps else {})
-            return {k: v.float() for k, v in self.method.losses(student, teacher, batch).items()}
+        if self.step_module is None:  # a step outside fit() (the loss tests): no DDP, no taps
+            self.step_module = self._joint_module()
+        return self.step_module(batch, teacher)
+
+    def _joint_module(self) -> nn.Module:
+        """Student + method as one module (after the probe has created the method's adapters), DDP-wrapped
+        under torchrun; adapters a step may leave unused (none get gradients then) need find_unused_parameters."""
+        step = TrainStep(self.model, self.method, self.forward, self.prepare, self.device, self.precision,
+                         self.task, self.label_weight)
+        has_adapters = any(p.requires_grad for p in self.method.parameters())
+        return dist.wrap(step, self.device, find_unused_parameters=has_adapters)
+
+    def _sync(self, running: RunningLoss, epoch: int) -> None:
+        bad = running.sync()
+        if bad is None:
+            return
+        bad_step, value, terms = bad
+        terms_text = ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
+        kept = f"; the last good checkpoint is kept in {self.checkpoint_dir}" if self.checkpoint_dir else ""
+        raise NonFiniteLossError(
+            f"{self.name}: loss became {value} at epoch {epoch + 1}, step {bad_step + 1} ({terms_text}){kept}; "
+            f"lower the learning rate (now {self.cfg.lr}) or set train.grad_clip"
+        )
 
     def validate(self, inputs: Tensor, targets: Tensor) -> dict[str, float]:
         logits = predict(self.model, inputs.to(self.device), self.eval_batch_size, self.prepare)
@@ -193,7 +249,7 @@ class Trainer:
     def fit(self, train: BatchSource, val_inputs: Tensor, val_targets: Tensor, resume: bool = False) -> FitResult:
         cfg = self.cfg
         self._probe(val_inputs)
-        self.optimizer = build_optimizer(self._parameters(), cfg)
+        self.optimizer = build_optimizer(self._param_groups(), cfg)
         steps_per_epoch = len(train)
         state: dict[str, Any] = {"epoch": 0, "step": 0, "best_epoch": -1, "best_val_accuracy": -1.0,
                                  "best_score": -math.inf, "history": [], "finished": False, "seconds": 0.0}
@@ -204,6 +260,12 @@ class Trainer:
             return FitResult(self.name, state["best_epoch"], state["best_val_accuracy"], state["history"],
                              state["seconds"])
         student_taps = Taps(self.model, self.needs.student_modules, "student") if self.needs.student_modules else None
+        self.step_module = self._joint_module()
+        step = getattr(self.step_module, "module", self.step_module)
+        step.taps = student_taps
+        # One look at the whole training set (one host sync per fit) instead of a label mask per step.
+        targets = getattr(train, "targets", None)
+        step.all_labelled = isinstance(targets, Tensor) and bool(labelled_rows(targets).all())
         try:
             for epoch in range(state["epoch"], cfg.epochs):
                 state = self._run_epoch(epoch, train, steps_per_epoch, state, student_taps, val_inputs, val_targets)
@@ -222,26 +284,21 @@ class Trainer:
         torch.manual_seed(self.seed * 1_000_003 + epoch)
         self.model.train()
         self.method.train()
+        self.method.start_epoch(epoch)
         self.progress.start(f"{self.name} epoch {epoch + 1}/{cfg.epochs}", steps_per_epoch)
         started = time.perf_counter()
-        totals: dict[str, float] = {}
+        running = RunningLoss(self.device)
         seen = 0
         step = state["step"]
-        for batch in train.epoch(epoch):
+        for i, batch in enumerate(train.epoch(epoch)):
             for group in self.optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, step, steps_per_epoch)
-            losses = self._step(batch, student_taps)
+                group["lr"] = learning_rate(cfg, step, steps_per_epoch) * group.get("lr_scale", 1.0)
+            losses = self._step(batch)
             loss = sum(losses.values())
-            if not math.isfinite(float(loss.detach())):
-                terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
-                kept = f"; the last good checkpoint is kept in {self.checkpoint_dir}" if self.checkpoint_dir else ""
-                raise NonFiniteLossError(
-                    f"{self.name}: loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1} ({terms}){kept}; "
-                    f"lower the learning rate (now {cfg.lr}) or set train.grad_clip"
-                )
+            n = len(batch.targets)
+            running.add(losses, loss, n, step)
             self.optimizer.zero_grad(set_to_none=True)
             (self.scaler.scale(loss) if self.scaler else loss).backward()
-            dist.average_gradients([p for p in self.method.parameters() if p.requires_grad])
             if self.scaler:
                 self.scaler.unscale_(self.optimizer)
             if cfg.grad_clip is not None:
@@ -252,11 +309,12 @@ class Trainer:
             else:
                 self.optimizer.step()
             step += 1
-            n = len(batch.targets)
             seen += n
-            for key, value in losses.items():
-                totals[key] = totals.get(key, 0.0) + float(value.detach()) * n
-            self.progress.advance(f"loss {float(loss.detach()):.4f}")
+            if (i + 1) % self.log_every == 0:
+                self._sync(running, epoch)  # the one host sync per log interval; raises on a non-finite loss
+            self.progress.advance(running.shown)
+        self._sync(running, epoch)  # before anything of this epoch is saved
+        totals = running.totals()
         train_seconds = time.perf_counter() - started
         totals = dist.all_reduce_sum({**totals, "_seen": seen})
         seen = int(totals.pop("_seen"))

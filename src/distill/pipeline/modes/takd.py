@@ -8,17 +8,20 @@ which narrows the capacity gap the student has to bridge.
 from __future__ import annotations
 
 from distill.config.schema import AssistantConfig
-from distill.recipes.common import baseline, distil, ready_teacher
+from distill.pipeline.building import build_from_spec, check_compatible, model_meta
+from distill.pipeline.modes import register_mode
+from distill.pipeline.stages import baseline, check_pair, distil, prepare_teacher
 
 
+@register_mode("takd")
 def run(exp, teacher, student, method) -> dict:
-    from distill.experiment import build_from_spec, check_compatible, model_meta
-
     cfg, data = exp.cfg, exp.data
     spec = cfg.distill.assistant or AssistantConfig()
     assistant = build_from_spec(spec.model, data, cfg.seed)
     check_compatible(teacher, assistant, data)
-    stages = {"teacher": ready_teacher(exp, teacher, model_meta(cfg.teacher.model, data))}
+    check_pair(exp, teacher, assistant)
+    check_pair(exp, assistant, student, method)
+    stages = {"teacher": prepare_teacher(exp, teacher, model_meta(cfg.teacher.model, data))}
     stages.update(baseline(exp))
     stages["assistant"] = distil(exp, "assistant", assistant, spec.train, stages["teacher"].model,
                                  model_meta(spec.model, data))

@@ -8,14 +8,16 @@ The ``teacher:`` section is not used.
 
 from __future__ import annotations
 
-from distill.recipes.common import distil, train_on_labels
+from distill.pipeline.building import build_from_spec, model_meta
+from distill.pipeline.modes import register_mode
+from distill.pipeline.stages import check_pair, distil, train_on_labels
 
 
+@register_mode("born_again")
 def run(exp, teacher, student, method) -> dict:
-    from distill.experiment import build_from_spec, model_meta
-
     cfg, data = exp.cfg, exp.data
     meta = model_meta(cfg.student.model, data)
+    check_pair(exp, student, student, method)
     stages = {"gen0": train_on_labels(exp, "gen0", student, cfg.student.train, meta)}
     for k in range(1, cfg.distill.generations + 1):
         # A new initialisation per generation, as in the paper; seeded so runs repeat.

@@ -2,27 +2,31 @@
 
 No trained teacher: an untrained model built from the ``teacher:`` section, any further models
 listed in ``distill.peers`` and the student learn side by side, each from the labels and the
-others' soft targets (method ``dml``). All are held in one ``Cohort`` module (student last), so the one Trainer trains them with the student's recipe; the best
-epoch is chosen on the student's validation score and every peer's weights from it are saved
-as ``<peer>-best.safetensors``.
+others' soft targets (method ``dml``). All are held in one ``Cohort`` module (student last), so
+the one Trainer trains them with the student's recipe; the best epoch is chosen on the student's
+validation score and every peer's weights from it are saved as ``<peer>-best.safetensors``.
+
+There is no frozen teacher, so there is nothing to cache (``cache.mode: on`` is an error), and
+the peers learn from labels, so an unlabelled transfer set cannot join their training set.
 """
 
 from __future__ import annotations
 
+from distill.checkpoint import save_tensors
 from distill.errors import ConfigError
 from distill.methods.dml import DML
 from distill.models.cohort import Cohort
-from distill.recipes.common import baseline
-from distill.train.checkpoint import save_tensors
+from distill.pipeline.building import build_from_spec, check_compatible, model_meta
+from distill.pipeline.modes import register_mode
+from distill.pipeline.stages import Stage, baseline, fit, make_trainer
 
 
 def peer_roles(extra_peers: int) -> list[str]:
     return ["peer_teacher", *(f"peer{i + 1}" for i in range(extra_peers)), "student"]
 
 
+@register_mode("online")
 def run(exp, teacher, student, method) -> dict:
-    from distill.experiment import Stage, build_from_spec, check_compatible, model_meta
-
     cfg, data = exp.cfg, exp.data
     if not isinstance(method, DML):
         raise ConfigError(f"mode online trains peers with method 'dml', not '{cfg.distill.method}'; "
@@ -32,6 +36,9 @@ def run(exp, teacher, student, method) -> dict:
                           "remove teacher.checkpoint")
     if cfg.task != "classification":
         raise ConfigError("mode online (deep mutual learning) is defined for classification only")
+    if cfg.cache.mode == "on":
+        raise ConfigError("mode online has no frozen teacher whose outputs could be cached; "
+                          "set cache.mode: auto (or off)")
     stages = baseline(exp)
     extra = [build_from_spec(spec, data, cfg.seed + 1 + i) for i, spec in enumerate(cfg.distill.peers)]
     for peer in extra:
@@ -39,8 +46,8 @@ def run(exp, teacher, student, method) -> dict:
     specs = [cfg.teacher.model, *cfg.distill.peers, cfg.student.model]
     metas = [model_meta(spec, data) for spec in specs]
     cohort = Cohort([teacher, *extra, student])
-    trainer = exp._trainer("cohort", cohort, cfg.student.train, method, meta={"peers": metas})
-    fitted = exp._fit(trainer, cfg.student.train)  # ends with the cohort's best weights loaded
+    trainer = make_trainer(exp, "cohort", cohort, cfg.student.train, method, meta={"peers": metas})
+    fitted = fit(exp, trainer, cfg.student.train)  # ends with the cohort's best weights loaded
     for role, peer, meta in zip(peer_roles(len(extra)), cohort.peers, metas, strict=True):
         if trainer.checkpoint_dir is not None:
             save_tensors(trainer.checkpoint_dir / f"{role}-best.safetensors", peer.state_dict(),

@@ -1,7 +1,7 @@
 """Reversed KD (Yuan, Tay, Li, Wang, Feng 2020, "Revisiting Knowledge Distillation via Label
 Smoothing Regularization", CVPR): a small trained model teaches a larger one.
 
-The ``teacher:`` section holds the SMALL model and ``student:`` the LARGER one. The pipeline is
+The ``teacher:`` section holds the SMALL model and ``student:`` the LARGER one. The stages are
 offline distillation's; the mode exists so the role swap is explicit and checked, and the
 summary reports it (gap recovered is meaningless when the teacher is the weaker model).
 """
@@ -9,18 +9,20 @@ summary reports it (gap recovered is meaningless when the teacher is the weaker 
 from __future__ import annotations
 
 from distill.errors import ConfigError
-from distill.recipes.common import baseline, distil, params, ready_teacher
+from distill.pipeline.building import model_meta, params
+from distill.pipeline.modes import register_mode
+from distill.pipeline.stages import baseline, check_pair, distil, prepare_teacher
 
 
+@register_mode("reverse")
 def run(exp, teacher, student, method) -> dict:
-    from distill.experiment import model_meta
-
     cfg, data = exp.cfg, exp.data
     if params(teacher) >= params(student):
         raise ConfigError(
             f"mode reverse: the teacher slot holds the small model and the student the larger one, but the "
             f"teacher has {params(teacher):,} parameters and the student {params(student):,}; swap them")
-    stages = {"teacher": ready_teacher(exp, teacher, model_meta(cfg.teacher.model, data))}
+    check_pair(exp, teacher, student, method)
+    stages = {"teacher": prepare_teacher(exp, teacher, model_meta(cfg.teacher.model, data))}
     stages.update(baseline(exp))
     stages["student"] = distil(exp, "student", student, cfg.student.train, stages["teacher"].model,
                                model_meta(cfg.student.model, data), method)

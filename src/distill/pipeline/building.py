@@ -1,0 +1,64 @@
+"""Models from the config: built with the data's context, described for their checkpoints, checked as a pair."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from distill.config.schema import ModelConfig
+from distill.data.bundle import DataBundle
+from distill.errors import CompatibilityError
+from distill.models.registry import build_model, model_options
+
+
+def data_context(spec: ModelConfig, data: DataBundle) -> dict:
+    """Text data tells the models its tokenizer (vocab_size, pad_id, teacher_path) unless the config does."""
+    return {k: v for k, v in data.meta.get("model_context", {}).items()
+            if k in model_options(spec.name) and k not in spec.options}
+
+
+def model_meta(spec: ModelConfig, data: DataBundle) -> dict:
+    """The checkpoints' model description; with the data's context, so that it rebuilds on its own."""
+    options = {**data_context(spec, data), **spec.options}
+    return {"name": spec.name, "options": options, "input_shape": list(data.input_shape),
+            "num_classes": options.pop("num_classes", data.num_classes)}
+
+
+def build_from_spec(spec: ModelConfig, data: DataBundle, seed: int) -> nn.Module:
+    torch.manual_seed(seed)  # baseline and distilled student start from the same weights
+    options = {**data_context(spec, data), **spec.options}
+    num_classes = options.pop("num_classes", data.num_classes)
+    return build_model(spec.name, data.input_shape, num_classes, **options)
+
+
+def check_compatible(teacher: nn.Module, student: nn.Module, data: DataBundle) -> None:
+    """Refuse teacher/student pairs whose outputs differ, before any training starts."""
+    probe = data.val.inputs[:2]
+    with torch.no_grad():
+        shapes = {}
+        for role, model in (("teacher", teacher), ("student", student)):
+            was_training = model.training
+            model.eval()
+            try:
+                shapes[role] = tuple(model(probe).shape)
+            except RuntimeError as exc:
+                raise CompatibilityError(
+                    f"the {role} cannot take inputs of shape {tuple(probe.shape[1:])}: {str(exc).splitlines()[0]}"
+                ) from None
+            finally:
+                model.train(was_training)
+    for role, shape in shapes.items():
+        if shape[1:] != (data.num_classes,):
+            raise CompatibilityError(
+                f"the {role} outputs {shape[1:]} per sample but {data.name} has {data.num_classes} classes; "
+                f"set its num_classes to {data.num_classes}"
+            )
+    if shapes["teacher"] != shapes["student"]:
+        raise CompatibilityError(
+            f"teacher outputs {shapes['teacher'][1:]} per sample but student outputs {shapes['student'][1:]}; "
+            f"both must predict the same {data.num_classes} classes"
+        )
+
+
+def params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

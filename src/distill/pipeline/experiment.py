@@ -1,0 +1,180 @@
+"""One experiment, end to end: set up -> the mode's stages -> evaluation -> export -> summary and report.
+
+This module only wires the steps together; the stages are in ``pipeline/stages.py``, the modes
+(offline, online, born_again, takd, reverse, ...) in ``pipeline/modes/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from distill import distributed as dist
+from distill.config.load import dump_config
+from distill.config.schema import ExperimentConfig
+from distill.data.bundle import load_data
+from distill.data.registry import dataset_spec
+from distill.data.speech_bundle import write_preprocessing
+from distill.evaluate.cost import model_cost
+from distill.evaluate.metrics import classification_metrics
+from distill.evaluate.regression import regression_metrics
+from distill.export.run_hook import export_student
+from distill.io import atomic_write_text
+from distill.methods.combined import method_from_config
+from distill.models.predict import input_preparer, predict
+from distill.pipeline import stages as st
+from distill.pipeline.building import build_from_spec, check_compatible
+from distill.pipeline.modes import load_modes, run_mode
+from distill.pipeline.run_folder import check_same_config, latest_run_dir, new_run_dir
+from distill.pipeline.stages import Stage
+from distill.report.html import report_after_run
+from distill.report.soft_tree_section import explain_trees
+from distill.report.summary import gap_recovered, print_summary, write_summary
+from distill.train.progress import NullProgress, RichProgress
+from distill.train.trainer import MetricsLog
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Experiment:
+    """What every stage reads: the config, run folder, device, data, metrics log, progress and console."""
+
+    def __init__(self, cfg: ExperimentConfig, run_dir: Path, resume: bool = False, console: Console | None = None,
+                 quiet: bool = False, callbacks=None):
+        self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
+        self.console = console or Console(stderr=True, quiet=quiet)
+        self.progress = NullProgress() if quiet else RichProgress(self.console)
+        self.callbacks = callbacks or []
+
+    # The stage helpers under their old names, for modes written against the first recipes/ API.
+    def _trainer(self, role, model, train_cfg, method, teacher=None, meta=None):
+        return st.make_trainer(self, role, model, train_cfg, method, teacher, meta)
+
+    def _fit(self, trainer, train_cfg, views=None, transfer=None) -> Stage:
+        return st.fit(self, trainer, train_cfg, views, transfer)
+
+    def _batches(self, train_cfg, views=None, transfer=None):
+        return st.batches(self, train_cfg, views, transfer)
+
+    def _training_set(self, transfer=None):
+        return st.training_set(self, transfer)
+
+    def _teacher(self, live, modules, transfer=None):
+        return st.teacher_knowledge(self, live, modules, "student", self.cfg.student.train, transfer)
+
+    def check_names(self) -> None:
+        """Unknown dataset or mode names fail here, before anything is written."""
+        dataset_spec(self.cfg.data.dataset)
+        load_modes().get(self.cfg.distill.mode)
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.check_names()
+        if cfg.runtime.threads:
+            torch.set_num_threads(cfg.runtime.threads)
+        else:
+            dist.share_threads()
+        if cfg.runtime.interop_threads:
+            torch.set_num_interop_threads(cfg.runtime.interop_threads)
+        self.device = dist.setup(resolve_device(cfg.runtime.device))
+        self.run_dir = Path(dist.broadcast_object(str(self.run_dir)))  # ranks may have named it apart
+        if not dist.is_main():
+            self.console.quiet, self.progress = True, NullProgress()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.resume:
+            check_same_config(self.run_dir, cfg)
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        if dist.is_main():
+            atomic_write_text(self.run_dir / "config.yaml", dump_config(cfg))
+            if not self.resume and self.metrics.path.exists():
+                self.metrics.path.unlink()
+
+        self.console.print(f"[bold]distill[/bold] run folder: {self.run_dir}")
+        self.data = data = load_data(cfg.data, teacher_path=cfg.teacher.model.options.get("path"))
+        self.data.train.inputs = data.train.inputs.to(self.device)
+        self.data.train.targets = data.train.targets.to(self.device)
+        self.console.print(f"data: {data.name}, train {len(data.train)}, val {len(data.val)}, test {len(data.test)}")
+
+    def run(self) -> dict:
+        self.setup()
+        cfg, data = self.cfg, self.data
+        teacher = build_from_spec(cfg.teacher.model, data, cfg.seed)
+        student = build_from_spec(cfg.student.model, data, cfg.seed)
+        check_compatible(teacher, student, data)
+        method = method_from_config(cfg.distill)  # config errors before any training
+        return self.finish(run_mode(cfg.distill.mode, self, teacher, student, method))
+
+    def finish(self, stages: dict[str, Stage]) -> dict:
+        if not dist.is_main():
+            return {}
+        summary = self.evaluate(stages)
+        explain_trees(stages, self.data, self.run_dir)  # soft decision trees: filters and paths for the report
+        write_preprocessing(self.data, self.run_dir)  # speech: the log-mel settings an exported student needs
+        final = stages.get("student") or list(stages.values())[-1]  # born-again runs end in their last generation
+        export_student(self.cfg.export, final.model, self.data, self.run_dir, summary)
+        write_summary(self.run_dir / "summary.json", summary)
+        print_summary(summary, Console())
+        report_after_run(self.run_dir, self.console)
+        return summary
+
+    def evaluate(self, stages: dict[str, Stage]) -> dict:
+        cfg, data = self.cfg, self.data
+        self.progress.start("evaluating on the test split", len(stages))
+        test_inputs = data.test.inputs.to(self.device)
+        logits = {}
+        for role, stage in stages.items():
+            prepare = input_preparer(stage.model, cfg.runtime.channels_last)
+            logits[role] = predict(stage.model, test_inputs, cfg.evaluate.eval_batch_size, prepare)
+        models = {}
+        for role, stage in stages.items():
+            reference = logits.get("teacher") if role != "teacher" else None
+            if cfg.task == "regression":
+                entry = regression_metrics(logits[role], data.test.targets, data.meta.get("target_std", 1.0), reference)
+            else:
+                entry = classification_metrics(logits[role], data.test.targets, data.num_classes, reference)
+            prepare = input_preparer(stage.model, cfg.runtime.channels_last)
+            cpu_model = stage.model.to("cpu")
+            entry.update(model_cost(cpu_model, data.test.inputs[:1], cfg.evaluate.latency_repeats,
+                                    cfg.evaluate.latency, prepare=prepare))
+            entry.update({"train_seconds": stage.seconds, "best_epoch": stage.best_epoch})
+            models[role] = entry
+            self.progress.advance(role)
+        self.progress.stop()
+        summary = {
+            "name": cfg.name,
+            "task": cfg.task,
+            "mode": cfg.distill.mode,
+            "dataset": data.name,
+            "test_samples": len(data.test),
+            "method": cfg.distill.method,
+            "method_options": cfg.distill.options,
+            "methods": [m.model_dump() for m in cfg.distill.methods] if cfg.distill.methods else None,
+            "class_names": data.class_names,
+            "models": models,
+            "gap_recovered": None,
+            "run_dir": str(self.run_dir),
+        }
+        key = "r2" if cfg.task == "regression" else "accuracy"  # regression: the gap in test R^2
+        if {"teacher", "baseline", "student"} <= set(models):
+            summary["gap_recovered"] = gap_recovered(
+                models["teacher"][key], models["baseline"][key], models["student"][key])
+        summary["gap_metric"] = key
+        if {"teacher", "student"} <= set(models):
+            summary["compression"] = models["teacher"]["params"] / models["student"]["params"]
+        return summary
+
+
+def run_experiment(cfg: ExperimentConfig, out: Path | None = None, resume: bool = False, quiet: bool = False,
+                   callbacks=None) -> dict:
+    if out is None:
+        out = latest_run_dir(cfg) if resume else new_run_dir(cfg)
+    try:
+        return Experiment(cfg, Path(out), resume=resume, quiet=quiet, callbacks=callbacks).run()
+    finally:
+        dist.teardown()

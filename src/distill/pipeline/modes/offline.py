@@ -1,0 +1,23 @@
+"""Offline distillation (the default): a trained, frozen teacher teaches the student.
+
+Hinton, Vinyals, Dean 2015 and most KD papers: train (or load) the teacher, train the student
+alone as the baseline, then distil the same student initialisation from the frozen teacher.
+"""
+
+from __future__ import annotations
+
+from distill.pipeline.building import model_meta
+from distill.pipeline.modes import register_mode
+from distill.pipeline.stages import baseline, check_pair, distil, planned_views, prepare_teacher
+
+
+@register_mode("offline")
+def run(exp, teacher, student, method) -> dict:
+    cfg, data = exp.cfg, exp.data
+    check_pair(exp, teacher, student, method)
+    stages = {"teacher": prepare_teacher(exp, teacher, model_meta(cfg.teacher.model, data))}
+    # the baseline trains on the distilled student's stored views (the cache's), in the same order
+    stages.update(baseline(exp, planned_views(exp, method, cfg.student.train)))
+    stages["student"] = distil(exp, "student", student, cfg.student.train, stages["teacher"].model,
+                               model_meta(cfg.student.model, data), method)
+    return stages
