@@ -7,8 +7,6 @@ from pathlib import Path
 from rich import box
 from rich.table import Table
 
-from distill.evaluate.cost import format_macs
-
 RUNTIMES = {"onnxruntime": "ort", "pytorch": "torch"}
 
 
@@ -28,6 +26,8 @@ def _rate(value: float) -> str:
 def cost_table(rows: list[dict], title: str) -> Table:
     """One row per model; the accuracy column only when some row has one, the token-ids column (len)
     only when some row is a text model. bN is the rows' `batch`."""
+    from distill.evaluate.cost import format_macs  # here, not at the top: evaluate imports torch
+
     with_accuracy = any("accuracy" in r for r in rows)
     with_length = any("sequence" in r for r in rows)
     batch = rows[0].get("batch", "N") if rows else "N"

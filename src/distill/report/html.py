@@ -5,12 +5,12 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from distill.evaluate.cost import format_macs
 from distill.io import atomic_write_text
 from distill.report import plots
 from distill.report.rundata import RunData, load_run, model_rows
 from distill.report.search_section import search_section
 from distill.report.soft_tree_section import tree_sections
+from distill.report.summary import format_macs
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1400px;

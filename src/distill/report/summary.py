@@ -8,10 +8,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from distill.evaluate.cost import format_macs
 from distill.io import atomic_write_text
 
 ROLES = ("teacher", "baseline", "student")
+
+
+def format_macs(value: int | None) -> str:
+    # imported when a table is drawn: evaluate imports torch, which `distill methods` must not load
+    from distill.evaluate.cost import format_macs as as_text
+
+    return as_text(value)
 
 
 def gap_recovered(teacher: float, baseline: float, student: float) -> float | None:
