@@ -59,7 +59,7 @@ def cpu_ms(call, repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
-def deployed_latency(run_dir: Path, rounds: int, repeats: int, batch: int) -> dict:
+def deployed_latency(run_dir: Path, rounds: int, repeats: int, batch: int, teacher: str | None = None) -> dict:
     """Teacher and student exported to ONNX (fp32, int8), timed under onnxruntime with one thread in
     rounds that alternate the four models; per model the median over rounds of the median CPU time."""
     import numpy as np
@@ -70,8 +70,11 @@ def deployed_latency(run_dir: Path, rounds: int, repeats: int, batch: int) -> di
 
     data = run_data(run_dir)
     models, accuracy = {}, {}
+    checkpoints = {role: run_dir / "checkpoints" / f"{role}-best.safetensors" for role in ("teacher", "student")}
+    if teacher:  # a loaded teacher has no checkpoint of its own in the run folder
+        checkpoints["teacher"] = Path(teacher)
     for role in ("teacher", "student"):
-        model, _ = load_checkpoint_model(run_dir / "checkpoints" / f"{role}-best.safetensors")
+        model, _ = load_checkpoint_model(checkpoints[role])
         report = export_model(model, data, run_dir / "onnx", name=role, repeats=3, batch_size=batch)
         for kind, suffix in (("fp32", ""), ("int8", ".int8")):
             models[f"{role}_{kind}"] = run_dir / "onnx" / f"{role}{suffix}.onnx"
@@ -197,7 +200,8 @@ def main() -> None:
     result["cost"]["macs_ratio"] = models["teacher"]["macs"] / models["student"]["macs"]
     result["cost"]["params_ratio"] = models["teacher"]["params"] / models["student"]["params"]
     if args.latency_rounds > 0 and first_run is not None:
-        result["deployed"] = deployed_latency(first_run, args.latency_rounds, repeats=50, batch=256)
+        result["deployed"] = deployed_latency(first_run, args.latency_rounds, repeats=50, batch=256,
+                                              teacher=args.teacher_checkpoint)
     result["wall_seconds"] = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps(result, indent=2))
