@@ -105,10 +105,12 @@ def gap_line(summary: dict) -> str | None:
 
 
 def print_summary(summary: dict, console: Console | None = None) -> None:
-    console = console or Console()
-    console.print(summary_table(summary))
+    from distill.terminal import fit_table, output_console
+
+    console = console or output_console()
+    console.print(fit_table(summary_table(summary), console))
     line = gap_line(summary)
     if line:
-        console.print(line)
+        console.print(line, highlight=False)
     for warning in size_warnings(summary):
-        console.print(f"[yellow]{warning}[/yellow]")
+        console.print(f"[yellow]{warning}[/yellow]", highlight=False)
