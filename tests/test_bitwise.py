@@ -18,8 +18,10 @@ from distill.pipeline.experiment import run_experiment
 from .tiny_run import ROOT
 
 # teacher, baseline and distilled student weights; test accuracies. Recorded with torch 2.13.0 (CPU).
-EXPECTED = {"teacher": "1ea5ccb50ce0a05f", "baseline": "ffb501b28ef18eeb", "student": "36ff3bb05c8d9057"}
-EXPECTED_ACCURACY = {"teacher": 0.078125, "baseline": 0.4375, "student": 0.21875}
+# The baseline's was re-recorded when it began to train on the distilled student's stored views (the
+# cache's 2 views, in the same order) instead of fresh draws: same recipe, down to the data stream.
+EXPECTED = {"teacher": "1ea5ccb50ce0a05f", "baseline": "72602e4513ff80b8", "student": "36ff3bb05c8d9057"}
+EXPECTED_ACCURACY = {"teacher": 0.078125, "baseline": 0.421875, "student": 0.21875}
 
 
 def weights_hash(path) -> str:
@@ -37,7 +39,7 @@ def test_short_offline_run_matches_the_original_code_bitwise(tmp_path, fashion_m
         "data.train_subset=256", "data.val_size=128", "data.test_subset=128",
         "teacher.model={name: cnn, channels: [4, 8, 8]}", "student.model={name: mlp, hidden: [16]}",
         "teacher.train.epochs=1", "student.train.epochs=2", "evaluate.latency=false", "runtime.threads=1",
-        "cache.mode=on", "cache.views=2"])
+        "cache.mode=on", "cache.views=2", "teacher.train.warmup_epochs=0", "distill.options.temperature=4.0"])
     summary = run_experiment(cfg, tmp_path / "run", quiet=True)
     got = {role: weights_hash(tmp_path / "run" / "checkpoints" / f"{role}-best.safetensors") for role in EXPECTED}
     accuracy = {role: m["accuracy"] for role, m in summary["models"].items()}

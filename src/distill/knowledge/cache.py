@@ -25,8 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from distill import distributed as dist
-from distill.data.augment import AugmentParams, BatchAugment
-from distill.data.batches import StoredView, view_params
+from distill.data.augment import BatchAugment
+from distill.data.batches import StoredView, augmented, select_view, view_params
 from distill.data.text import is_token_ids, length_order
 from distill.knowledge import cache_store as store
 from distill.knowledge.teacher import LiveTeacher
@@ -61,8 +61,7 @@ def cache_key(teacher: nn.Module, inputs: Tensor, targets: Tensor, augment: Batc
         _hash_tensor(h, t)
     _hash_tensor(h, inputs)
     _hash_tensor(h, targets)
-    aug = None if augment is None else (
-        [*augment.describe(), seed] if hasattr(augment, "describe") else [augment.crop_padding, augment.hflip, augment.fill, seed])
+    aug = None if augment is None else [*augment.describe(), seed]
     h.update(json.dumps({"augment": aug, "modules": list(modules), "views": options.views,
                          "dtype": options.dtype, "top_k": options.top_k}).encode())
     return h.hexdigest()
@@ -209,14 +208,15 @@ def _fill(live, inputs, targets, augment, seed, views, options, directory, layou
         arrays = store.open_arrays(directory, layout, mode="r+")
     rows = in_length_order(live, inputs, torch.arange(dist.rank(), len(inputs), dist.world_size()))
     for view in range(views):
-        params = view_params(augment, len(inputs), seed, view) if augment is not None else None
+        image_size = tuple(inputs.shape[-2:]) if inputs.dim() == 4 else (1, 1)
+        params = view_params(augment, len(inputs), seed, view, image_size) if augment is not None else None
         for start in range(0, len(rows), options.chunk):
             index = rows[start : start + options.chunk]
             index_dev = index.to(inputs.device)
             x = inputs[index_dev]
-            if params is not None:
-                x = augment.apply(x, params.stored(index, view) if hasattr(params, "stored") else
-                                  AugmentParams(params.dx[index], params.dy[index], params.flip[index]))
+            if params is not None:  # the same (mixed) view the student's batch will hold
+                x = (augment.apply(x, params.stored(index, view)) if hasattr(params, "stored")
+                     else augmented(augment, inputs, index_dev, select_view(params, index)))
             out = live(Batch(x, targets[index_dev], index=index))
             chunk = encode(out.logits.cpu(), {k: v.cpu() for k, v in out.features.items()}, options)
             for name, values in chunk.items():

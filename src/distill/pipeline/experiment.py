@@ -73,7 +73,7 @@ class Experiment:
         return st.training_set(self, transfer)
 
     def _teacher(self, live, modules, transfer=None):
-        return st.teacher_knowledge(self, live, modules, "student", self.cfg.student.train.epochs, transfer)
+        return st.teacher_knowledge(self, live, modules, "student", self.cfg.student.train, transfer)
 
     def check_names(self) -> None:
         """Unknown dataset or mode names fail here, before anything is written."""

@@ -19,6 +19,7 @@ from torch import nn
 from distill import distributed as dist
 from distill.checkpoint import load_weights_into
 from distill.config.schema import TrainConfig
+from distill.data.augment import with_mixing
 from distill.data.batches import InMemoryBatches
 from distill.data.text import BucketedBatches, is_token_ids
 from distill.errors import ConfigError
@@ -78,8 +79,32 @@ def batches(exp: Experiment, train_cfg: TrainConfig, views: int | None = None,
         pad_id = exp.data.meta.get("model_context", {}).get("pad_id") or 0
         return BucketedBatches(inputs, targets, train_cfg.batch_size, pad_id=pad_id, seed=exp.cfg.seed)
     return InMemoryBatches(inputs, targets, train_cfg.batch_size // world, shuffle=True,
-                           augment=exp.data.augment, seed=exp.cfg.seed, rank=dist.rank(),
+                           augment=recipe_augment(exp, train_cfg, inputs), seed=exp.cfg.seed, rank=dist.rank(),
                            world_size=world, views=views)
+
+
+def recipe_augment(exp: Experiment, train_cfg: TrainConfig, inputs: torch.Tensor):
+    """The data's augmentation plus the recipe's mixup/cutmix (the teacher sees the same mixed view)."""
+    augment = with_mixing(exp.data.augment, train_cfg.mixup, train_cfg.cutmix, train_cfg.mix_prob)
+    if augment is not None and getattr(augment, "mixes", False) and (inputs.dim() != 4 or not inputs.is_floating_point()):
+        raise ConfigError(f"train.mixup/cutmix blend images, but {exp.data.name} inputs have shape "
+                          f"{tuple(inputs.shape[1:])}; set mixup and cutmix to 0")
+    return augment
+
+
+def planned_views(exp: Experiment, method: Method, train_cfg: TrainConfig) -> int | None:
+    """The stored views a distilled student will cycle through when its teacher is cached, else None.
+
+    The baseline trains on the same views in the same order, so that it differs from the distilled
+    student in the loss only (the same recipe, down to the data stream).
+    """
+    c, needs = exp.cfg.cache, method.needs()
+    inputs, _ = training_set(exp)
+    if c.mode == "off" or not needs.teacher or (needs.teacher_modules and not inputs.is_floating_point()):
+        return None
+    if recipe_augment(exp, train_cfg, inputs) is None:
+        return None
+    return min(c.views, train_cfg.epochs)
 
 
 def fit(exp: Experiment, trainer: Trainer, train_cfg: TrainConfig, views: int | None = None, transfer=None) -> Stage:
@@ -109,9 +134,10 @@ def check_pair(exp: Experiment, teacher: nn.Module, student: nn.Module, method: 
         teacher.requires_grad_(True).train()
 
 
-def train_on_labels(exp: Experiment, role: str, model: nn.Module, train_cfg: TrainConfig, meta: dict) -> Stage:
+def train_on_labels(exp: Experiment, role: str, model: nn.Module, train_cfg: TrainConfig, meta: dict,
+                    views: int | None = None) -> Stage:
     supervised = supervised_for(exp.cfg.task, train_cfg.label_smoothing)
-    return fit(exp, make_trainer(exp, role, model, train_cfg, supervised, meta=meta), train_cfg)
+    return fit(exp, make_trainer(exp, role, model, train_cfg, supervised, meta=meta), train_cfg, views)
 
 
 def prepare_teacher(exp: Experiment, teacher: nn.Module, meta: dict | None = None) -> Stage:
@@ -128,18 +154,21 @@ def prepare_teacher(exp: Experiment, teacher: nn.Module, meta: dict | None = Non
     return stage
 
 
-def baseline(exp: Experiment) -> dict[str, Stage]:
-    """{"baseline": Stage} when the config asks for the student trained alone, else {}."""
+def baseline(exp: Experiment, views: int | None = None) -> dict[str, Stage]:
+    """{"baseline": Stage} when the config asks for the student trained alone, else {}.
+
+    ``views``: cycle through that many stored views (the distilled student's, see :func:`planned_views`).
+    """
     cfg = exp.cfg
     if not cfg.baseline:
         return {}
     model = build_from_spec(cfg.student.model, exp.data, cfg.seed)
     return {"baseline": train_on_labels(exp, "baseline", model, cfg.student.train,
-                                        model_meta(cfg.student.model, exp.data))}
+                                        model_meta(cfg.student.model, exp.data), views)}
 
 
-def teacher_knowledge(exp: Experiment, live: LiveTeacher, modules: tuple[str, ...], role: str, epochs: int,
-                      transfer=None):
+def teacher_knowledge(exp: Experiment, live: LiveTeacher, modules: tuple[str, ...], role: str,
+                      train_cfg: TrainConfig, transfer=None):
     """The cached teacher when ``cache`` allows it (see knowledge/cache.py), else the live one.
 
     The distilled student's cache lives in ``<run>/cache`` (or ``cache.dir``); other distilled
@@ -157,8 +186,10 @@ def teacher_knowledge(exp: Experiment, live: LiveTeacher, modules: tuple[str, ..
     directory = Path(c.dir) if c.dir else exp.run_dir / "cache"
     if role != "student":
         directory = directory / role
+    # the views of the distilled role's own recipe (its mixup/cutmix included): what its batches will hold
+    augment = recipe_augment(exp, train_cfg, inputs)
     return choose_teacher(c.mode, live, lambda: build_cache(
-        live, inputs, targets, exp.data.augment, exp.cfg.seed, epochs, options, directory, exp.device, modules,
+        live, inputs, targets, augment, exp.cfg.seed, train_cfg.epochs, options, directory, exp.device, modules,
         log=exp.console.print))
 
 
@@ -175,8 +206,8 @@ def distil(exp: Experiment, role: str, model: nn.Module, train_cfg: TrainConfig,
     live = LiveTeacher(freeze(teacher), needs.teacher_modules, prepare=prepare)
     try:
         transfer = exp.data.meta.get("transfer") if use_transfer else None
-        teacher_fn = teacher_knowledge(exp, live, needs.teacher_modules, role, train_cfg.epochs,
-                                                  transfer) if needs.teacher else live
+        teacher_fn = teacher_knowledge(exp, live, needs.teacher_modules, role, train_cfg,
+                                       transfer) if needs.teacher else live
         views = getattr(teacher_fn, "views", None)
         trainer = make_trainer(exp, role, model, train_cfg, method, teacher=teacher_fn, meta=meta)
         return fit(exp, trainer, train_cfg, views, transfer)

@@ -10,6 +10,7 @@ from distill.report import plots
 from distill.report.rundata import RunData, load_run, model_rows
 from distill.report.search_section import search_section
 from distill.report.soft_tree_section import tree_sections
+from distill.report.summary import format_macs
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1400px;
@@ -46,14 +47,14 @@ def table(headers: list[str], rows: list[list[str]], css_id: str = "") -> str:
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-SUMMARY_HEADERS = ["model", "test accuracy", "params", "size", "latency b1", "latency b256", "agreement",
+SUMMARY_HEADERS = ["model", "test accuracy", "params", "MACs", "size", "latency b1", "latency b256", "agreement",
                    "ECE", "gap recovered", "train time", "best epoch"]
 
 
 def summary_rows(rows: list[dict], prefix: str = "") -> list[list[str]]:
     return [[
         prefix + r["name"], _num(r.get("accuracy"), ".2f", 100, "%"),
-        "-" if r.get("params") is None else f"{r['params']:,}", _num(r.get("size_bytes"), ".1f", 1 / 1024, " KiB"),
+        "-" if r.get("params") is None else f"{r['params']:,}", format_macs(r.get("macs")), _num(r.get("size_bytes"), ".1f", 1 / 1024, " KiB"),
         _num(r.get("latency_ms_b1"), ".3f", 1, " ms"), _num(r.get("latency_ms_b256"), ".2f", 1, " ms"),
         _num(r.get("agreement"), ".2f", 100, "%"), _num(r.get("ece"), ".2f", 100, "%"),
         _num(r.get("gap_recovered"), ".1f", 100, "%"), _num(r.get("train_seconds"), ".1f", 1, " s"),
@@ -82,7 +83,7 @@ def model_sections(run: RunData) -> list[str]:
     return [
         section("Summary", table(SUMMARY_HEADERS, summary_rows(rows), "summary-table")
                 + '<p class="note">Accuracy, ECE and agreement on the test split; gap recovered = (model - baseline)'
-                  " / (teacher - baseline); latency on CPU, batch 1 and 256.</p>", "summary"),
+                  " / (teacher - baseline); MACs = multiply-adds per sample; latency on CPU, batch 1 and 256.</p>", "summary"),
         section("Learning curves", plot_row(plots.learning_curves(run.metrics)), "curves"),
         section("Accuracy against cost", plot_row([
             plots.tradeoff_chart(rows, "latency_ms_b1", "Accuracy vs latency (batch 1)", "latency (ms)"),

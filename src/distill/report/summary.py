@@ -13,10 +13,21 @@ from distill.io import atomic_write_text
 ROLES = ("teacher", "baseline", "student")
 
 
+def format_macs(value: int | None) -> str:
+    # imported when a table is drawn: evaluate imports torch, which `distill methods` must not load
+    from distill.evaluate.cost import format_macs as as_text
+
+    return as_text(value)
+
+
 def gap_recovered(teacher: float, baseline: float, student: float) -> float | None:
-    """(student - baseline) / (teacher - baseline): 1 = the whole teacher-baseline gap closed."""
+    """(student - baseline) / (teacher - baseline): 1 = the whole teacher-baseline gap closed.
+
+    None when the teacher is not better than the baseline: there is no gap to recover, and the
+    ratio of two differences of the same sign would read as a success.
+    """
     gap = teacher - baseline
-    return None if abs(gap) < 1e-12 else (student - baseline) / gap
+    return None if gap < 1e-12 else (student - baseline) / gap
 
 
 def write_summary(path: Path, summary: dict) -> None:
@@ -46,7 +57,7 @@ def summary_table(summary: dict) -> Table:
     table = Table(title=title + (f", mode {mode}" if mode != "offline" else ""))
     quality = ("test MSE", "test MAE", "test R^2") if regression else ("test acc",)
     last = "teacher MSE" if regression else "agreement"
-    for column in ("model", *quality, "params", "size", "latency b1", "latency b256", last):
+    for column in ("model", *quality, "params", "MACs", "size", "latency b1", "latency b256", last):
         table.add_column(column, justify="left" if column == "model" else "right")
     for role in _roles(summary):
         entry = summary["models"][role]
@@ -55,6 +66,7 @@ def summary_table(summary: dict) -> Table:
             role,
             *_quality(entry, regression),
             f"{entry['params']:,}",
+            format_macs(entry.get("macs")),
             _fmt(entry.get("size_bytes"), ".1f", 1 / 1024) + " KiB",
             _fmt(entry.get("latency_ms_b1"), ".2f") + " ms",
             _fmt(entry.get("latency_ms_b256"), ".1f") + " ms",
@@ -63,13 +75,42 @@ def summary_table(summary: dict) -> Table:
     return table
 
 
+def size_warnings(summary: dict) -> list[str]:
+    """Why the student may not be worth having: not smaller, or not cheaper, than its teacher."""
+    models = summary.get("models", {})
+    teacher, student = models.get("teacher"), models.get("student")
+    if not teacher or not student or summary.get("mode", "offline") == "reverse":
+        return []  # reverse KD distils into a larger student on purpose
+    out = []
+    if student.get("params", 0) >= teacher.get("params", 0):
+        out.append(f"warning: the student is not smaller than its teacher ({student['params']:,} parameters "
+                   f"against {teacher['params']:,}); distillation is meant to make a smaller model")
+    t_macs, s_macs = teacher.get("macs"), student.get("macs")
+    if t_macs and s_macs is not None and s_macs >= t_macs:
+        out.append(f"warning: the student is not cheaper than its teacher ({format_macs(s_macs)} multiply-adds "
+                   f"per sample against {format_macs(t_macs)})")
+    return out
+
+
+def gap_line(summary: dict) -> str | None:
+    models = summary.get("models", {})
+    if not {"teacher", "baseline", "student"} <= set(models):
+        return None
+    metric = "R^2" if summary.get("gap_metric") == "r2" else "accuracy"
+    gap = summary.get("gap_recovered")
+    if gap is None:
+        return "gap recovered: n/a (teacher not better than baseline)"
+    return (f"gap recovered: [bold]{gap * 100:.1f}%[/bold] of the teacher-baseline {metric} gap "
+            "((student - baseline) / (teacher - baseline))")
+
+
 def print_summary(summary: dict, console: Console | None = None) -> None:
     from distill.terminal import fit_table, output_console
 
     console = console or output_console()
     console.print(fit_table(summary_table(summary), console))
-    gap = summary.get("gap_recovered")
-    if gap is not None:
-        metric = "R^2" if summary.get("gap_metric") == "r2" else "accuracy"
-        console.print(f"gap recovered: [bold]{gap * 100:.1f}%[/bold] of the teacher-baseline {metric} gap "
-                      "((student - baseline) / (teacher - baseline))", highlight=False)
+    line = gap_line(summary)
+    if line:
+        console.print(line, highlight=False)
+    for warning in size_warnings(summary):
+        console.print(f"[yellow]{warning}[/yellow]", highlight=False)

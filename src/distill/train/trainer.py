@@ -99,7 +99,7 @@ class TrainStep(nn.Module):
                     f"method's label_weight to 0")
             if self.label_weight:  # the one label term, owned here for every method (train/label_loss.py)
                 label = label_loss(logits, batch.targets, self.task, self.method.label_loss,
-                                   self.method.label_smoothing, all_labelled=self.all_labelled)
+                                   self.method.label_smoothing, all_labelled=self.all_labelled, view=batch.view)
                 losses = {"label": self.label_weight * label, **losses}
             return {k: v.float() for k, v in losses.items()}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from distill.pipeline.building import model_meta
 from distill.pipeline.modes import register_mode
-from distill.pipeline.stages import baseline, check_pair, distil, prepare_teacher
+from distill.pipeline.stages import baseline, check_pair, distil, planned_views, prepare_teacher
 
 
 @register_mode("offline")
@@ -16,7 +16,8 @@ def run(exp, teacher, student, method) -> dict:
     cfg, data = exp.cfg, exp.data
     check_pair(exp, teacher, student, method)
     stages = {"teacher": prepare_teacher(exp, teacher, model_meta(cfg.teacher.model, data))}
-    stages.update(baseline(exp))
+    # the baseline trains on the distilled student's stored views (the cache's), in the same order
+    stages.update(baseline(exp, planned_views(exp, method, cfg.student.train)))
     stages["student"] = distil(exp, "student", student, cfg.student.train, stages["teacher"].model,
                                model_meta(cfg.student.model, data), method)
     return stages
