@@ -30,6 +30,11 @@ setup: $(BIN)/distill
 	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; } || \
 		echo "chromium could not be installed: the browser tests of the report will be skipped"
+	@# PostgreSQL: the test of two search workers sharing one study starts a local server (skipped without it).
+	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+		! command -v apt-get >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; } || \
+		echo "postgresql could not be installed: the shared-study search test will be skipped"
 	@# espeak-ng synthesises the spoken-word set of examples/speech.yaml (generated once, about a minute).
 	@command -v espeak-ng >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng; } || \

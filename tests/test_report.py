@@ -18,7 +18,8 @@ from distill.report.html import write_report
 
 from .tiny_run import ROOT, tiny_config
 
-PLOTS = ["Validation accuracy per epoch", "Training loss per epoch", "Accuracy vs latency (batch 1)",
+PLOTS = ["Validation accuracy per epoch", "Validation loss per epoch", "Training loss: teacher",
+         "Training loss: baseline", "Training loss: student", "Accuracy vs latency (batch 1)",
          "Accuracy vs size", "Agreement with the teacher (test split)"]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
@@ -70,6 +71,50 @@ def test_report_command_regenerates_and_shows_int8_export(run_dir, tmp_path):
     assert "student int8" in titles and "student int8 (ECE 5.00%)" in titles
 
 
+def test_export_merges_into_the_summary_and_the_report_shows_onnx_rows(run_dir, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    assert main(["export", str(copy), "--quantize", "int8", "--repeats", "2", "--batch-size", "4"]) == 0
+    summary = json.loads((copy / "summary.json").read_text())
+    assert summary["export"]["fp32"]["accuracy"] == json.loads((copy / "export.json").read_text())["fp32"]["accuracy"]
+    assert summary["models"]["student"]  # the run's own numbers are kept
+    html = (copy / "report.html").read_text()
+    table = re.search(r'<table id="summary-table">.*?</table>', html, flags=re.S).group(0)
+    assert "<td>student onnx</td>" in table and "<td>student int8</td>" in table
+    assert f"{summary['export']['int8']['accuracy'] * 100:.2f}%" in table
+
+
+def test_run_summary_records_where_it_ran(run_dir):
+    import torch
+
+    import distill
+
+    env = json.loads((run_dir / "summary.json").read_text())["environment"]
+    assert env["world_size"] == 1 and env["device"] == "cpu" and env["threads"] == 1
+    assert env["torch"] == torch.__version__ and env["distill"] == distill.__version__
+
+
+def test_comparison_lists_settings_no_config_holds(run_dir, tmp_path):
+    other = tmp_path / "ddp"
+    shutil.copytree(run_dir, other)
+    summary = json.loads((other / "summary.json").read_text())
+    summary["environment"]["world_size"] = 2  # as under torchrun --nproc-per-node 2
+    (other / "summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "compare.html"
+    assert main(["report", str(run_dir), str(other), "--out", str(out)]) == 0
+    diff = re.search(r'<table id="config-diff">.*?</table>', out.read_text(), flags=re.S).group(0)
+    assert "<td>environment.world_size</td><td>1</td><td>2</td>" in diff
+
+
+def test_each_model_has_its_own_training_loss_panel(run_dir):
+    html = (run_dir / "report.html").read_text()
+    charts = {ET.fromstring(svg).get("aria-label"): ET.fromstring(svg) for svg in svgs(html)}
+    assert "Training loss per epoch" not in charts  # KD losses and cross-entropy no longer share an axis
+    legend = [t.text for t in charts["Training loss: student"].iter("{http://www.w3.org/2000/svg}text")
+              if t.get("class") == "lg"]
+    assert legend == ["total", "label", "soft"]
+
+
 def test_comparison_page_puts_runs_side_by_side(run_dir, tmp_path):
     other = tmp_path / "hot"
     run_experiment(tiny_config(extra=["distill.options.temperature=2.0"]), other, quiet=True)
@@ -80,6 +125,7 @@ def test_comparison_page_puts_runs_side_by_side(run_dir, tmp_path):
     diff = re.search(r'<table id="config-diff">.*?</table>', html, flags=re.S).group(0)
     assert "distill.options.temperature" in diff and "<td>4.0</td><td>2.0</td>" in diff
     assert "student.train.epochs" not in diff  # only fields that differ
+    assert '<body class="wide">' in html  # the whole window, not clipped at the run page's width
     titles = [ET.fromstring(svg).get("aria-label") for svg in svgs(html)]
     assert "Student validation accuracy" in titles
     assert titles.count("Validation accuracy per epoch") == 2  # one column per run

@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _LAZY = {
     "distill_model": "distill.api", "run": "distill.api", "train_model": "distill.api",
+    "cache_teacher": "distill.api", "on_epoch": "distill.train.trackers",
     "ExperimentConfig": "distill.config", "TrainConfig": "distill.config", "load_config": "distill.config",
     "Method": "distill.methods", "register_method": "distill.methods",
     "build_model": "distill.models", "register_model": "distill.models",
@@ -22,14 +23,16 @@ _LAZY = {
 
 __all__ = [
     "Batch", "ExperimentConfig", "Method", "Needs", "Outputs", "TrainConfig", "__version__", "build_model",
-    "distill_model", "load_config", "register_method", "register_model", "run", "train_model",
+    "cache_teacher", "distill_model", "load_config", "on_epoch", "register_method", "register_model", "run",
+    "train_model",
 ]
 
 if TYPE_CHECKING:
-    from distill.api import distill_model, run, train_model
+    from distill.api import cache_teacher, distill_model, run, train_model
     from distill.config import ExperimentConfig, TrainConfig, load_config
     from distill.methods import Method, register_method
     from distill.models import build_model, register_model
+    from distill.train.trackers import on_epoch
     from distill.types import Batch, Needs, Outputs
 
 

@@ -44,12 +44,22 @@ def live() -> dict:
                          "doc": inspect.cleandoc(cls.__doc__) if cls.__doc__ else "",
                          "label_weight": getattr(cls, "label_weight", None),
                          "options": {k: repr(v) for k, v in method_options(cls).items()}}
-    models = {name: {"options": {k: repr(v) for k, v in model_options(name).items()}} for name in MODELS.names()}
+    from distill.models.describe import describe_model, yaml_value
+
+    models = {}
+    for name in MODELS.names():
+        summary, details = describe_model(name)
+        models[name] = {"options": {k: repr(v) for k, v in model_options(name).items()}, "summary": summary,
+                        "details": [{"name": d.name, "kind": d.kind, "default": yaml_value(d.default),
+                                     "meaning": d.meaning} for d in details]}
     return {"methods": methods, "models": models}
 
 
 def catalogue() -> dict:
-    if "distill.methods" not in sys.modules and "distill.models" not in sys.modules and INDEX.is_file():
+    from distill.plugins import has_entry_points
+
+    imported = "distill.methods" in sys.modules or "distill.models" in sys.modules
+    if not imported and not has_entry_points() and INDEX.is_file():  # plugins may register more names
         try:
             index = json.loads(INDEX.read_text())
         except (OSError, ValueError):

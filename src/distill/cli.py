@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -41,6 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         Console(stderr=True).print(f"note: {escape(args.config)} is empty, so every setting is its default: the "
                                    f"full Fashion-MNIST experiment (see examples/ for configs)", highlight=False,
                                    soft_wrap=True)
+    record_cli_imports(cfg, args)
     # Said before torch is imported (seconds on a busy machine), so the user sees the config was read.
     Console(stderr=True, quiet=args.quiet or os.environ.get("RANK", "0") != "0").print(
         f"[bold]distill[/bold] run {args.config}: {cfg.name}, mode {cfg.distill.mode}, method {cfg.distill.method}",
@@ -57,13 +59,52 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = args.out or (None if args.resume else str(new_run_dir(cfg)))
         flags = [flag for flag in ("resume", "quiet", "overwrite", "check") if getattr(args, flag)]
         argv = ["run", args.config, *[f"--set={s}" for s in args.set], *(["--out", out] if out else []),
-                *[f"--{flag}" for flag in flags]]
+                *[f"--{flag}" for flag in flags], *[f"--import={i}" for i in args.imports]]
         return relaunch(args.nproc, argv)
     from distill.pipeline.experiment import run_experiment
+    from distill.pipeline.run_folder import latest_run_dir
 
-    run_experiment(cfg, Path(args.out) if args.out else None, resume=args.resume, quiet=args.quiet,
-                   overwrite=args.overwrite, check_only=args.check)
+    out = Path(args.out) if args.out else (latest_run_dir(cfg) if args.resume else new_run_dir(cfg))
+    try:
+        run_experiment(cfg, out, resume=args.resume, quiet=args.quiet, overwrite=args.overwrite,
+                       check_only=args.check)
+    except KeyboardInterrupt:
+        Console(stderr=True, highlight=False).print(f"\ninterrupted; resume with:\n  {resume_command(args, out)}",
+                                                    soft_wrap=True)
+        return EXIT_INTERRUPTED
     return 0
+
+
+def resume_command(args: argparse.Namespace, out: Path) -> str:
+    """The command that continues this run where it stopped (same config, overrides and imports)."""
+    words = ["distill", "run", args.config, *[f"--set={s}" for s in args.set],
+             *[f"--import={i}" for i in args.imports], "--out", str(out), "--resume"]
+    return shlex.join(words)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`distill export`, then the run's report.html rebuilt, so that it shows the ONNX and int8 rows."""
+    from distill.export.commands import cmd_export as export
+    from distill.report.html import report_after_run
+
+    code = export(args)
+    if getattr(args, "updated_run", None) is not None:
+        report_after_run(Path(args.updated_run), Console(stderr=True))
+    return code
+
+
+def record_cli_imports(cfg, args: argparse.Namespace) -> None:
+    """``--import`` modules go into the run's config.yaml too, so resume, evaluate and report find them."""
+    from distill.plugins import resolve_import
+
+    extra = [resolve_import(i) for i in args.imports]
+    cfg.imports = [*cfg.imports, *[i for i in extra if i not in cfg.imports]]
+
+
+def add_import_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import a Python module or ./file.py first, registering own models, methods or "
+                             "datasets (repeatable; same as the config's top-level imports: list)")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -80,42 +121,54 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_methods(args: argparse.Namespace) -> int:
     from distill.catalogue import catalogue  # no torch import: the listing is read from catalogue.json
     from distill.registry import UnknownNameError, nearest
+    from distill.terminal import doc_markup, output_console
 
     methods = catalogue()["methods"]
-    console = Console()
+    console = output_console()
     if args.name:
         if args.name not in methods:
             raise UnknownNameError(f"unknown method '{args.name}'{nearest(args.name, list(methods))}; "
                                    f"known: {', '.join(sorted(methods))}")
         entry = methods[args.name]
-        console.print(f"[bold]{args.name}[/bold]: {entry['summary']}")
+        console.print(f"[bold]{args.name}[/bold]: {doc_markup(entry['summary'])}")
         if entry["paper"]:
-            console.print(f"paper: {entry['paper']}")
+            console.print(f"paper: {escape(entry['paper'])}")
         if entry["doc"]:
-            console.print(entry["doc"])
+            console.print(doc_markup(entry["doc"]))
         if entry.get("label_weight") is not None:
             console.print(f"label weight (the default of distill.label_weight): {entry['label_weight']}")
         console.print("options:")
         for key, default in entry["options"].items():
-            console.print(f"  {key} = {default}")
+            console.print(f"  {key} = {escape(default)}")
         return 0
     for name in sorted(methods):
-        console.print(f"[bold]{name:<16}[/bold] {methods[name]['summary']}")
+        console.print(f"[bold]{name:<16}[/bold] {doc_markup(methods[name]['summary'])}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from distill.catalogue import catalogue
     from distill.registry import UnknownNameError, nearest
+    from distill.terminal import doc_markup, output_console
 
     models = catalogue()["models"]
     if args.name and args.name not in models:
         raise UnknownNameError(f"unknown model '{args.name}'{nearest(args.name, list(models))}; "
                                f"known: {', '.join(sorted(models))}")
-    console = Console()
-    for name in [args.name] if args.name else sorted(models):
-        options = ", ".join(f"{k}={v}" for k, v in models[name]["options"].items())
-        console.print(f"[bold]{name:<10}[/bold] {options}")
+    console = output_console()
+    if args.name:
+        entry = models[args.name]
+        console.print(f"[bold]{args.name}[/bold]: {doc_markup(entry['summary'])}")
+        details = entry["details"]
+        console.print(f"options (model: {{name: {args.name}, OPTION: VALUE, ...}}):" if details else "no options")
+        for option in details:
+            kind = f"{escape(option['kind'])}, " if option["kind"] else ""
+            console.print(f"  [bold]{option['name']}[/bold] ({kind}default {escape(option['default'])})"
+                          + (f": {doc_markup(option['meaning'])}" if option["meaning"] else ""))
+        return 0
+    for name in sorted(models):
+        console.print(f"[bold]{name:<18}[/bold] {doc_markup(models[name]['summary'])}")
+    console.print("distill models NAME: the model's options and what each one means")
     return 0
 
 
@@ -169,17 +222,26 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-latency", action="store_true", help="skip latency measurement")
     ev.set_defaults(func=cmd_evaluate)
 
-    me = sub.add_parser("methods", help="list distillation methods, or show one's options and paper")
+    me = sub.add_parser("methods", help="list distillation methods, or show one's options and paper",
+                        description="List the registered distillation methods with a one-line summary each, or, "
+                                    "with NAME, show that method's description, paper and options with their "
+                                    "defaults (set them under distill.options in the YAML). --import adds your own.")
     me.add_argument("name", nargs="?", help="a method name")
     me.set_defaults(func=cmd_methods)
 
-    mo = sub.add_parser("models", help="list the model zoo and each model's options")
+    mo = sub.add_parser("models", help="list the model zoo and each model's options",
+                        description="List the registered models (the zoo, plus any from --import or plugins), or, "
+                                    "with NAME, what the model is and each of its options: default, type and "
+                                    "meaning (set them as model: {name: NAME, OPTION: VALUE} in the YAML).")
     mo.add_argument("name", nargs="?", help="a model name")
     mo.set_defaults(func=cmd_models)
 
     report_commands.add_commands(sub)
     add_search_commands(sub)
     add_export_commands(sub)
+    sub.choices["export"].set_defaults(func=cmd_export)
+    for command in sub.choices.values():
+        add_import_option(command)
     return parser
 
 
@@ -207,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
+        if args.imports:
+            from distill.plugins import import_user_code
+
+            import_user_code(args.imports)
         return args.func(args)
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted; continue later with --resume")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from distill.errors import ConfigError, DistillError
+from distill.plugins import load_entry_points
 
 T = TypeVar("T")
 
@@ -47,6 +48,8 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> T:
+        if name not in self._items:
+            load_entry_points()  # installed plugins register their names on first need
         try:
             return self._items[name]
         except KeyError:
@@ -56,6 +59,7 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self) -> list[str]:
+        load_entry_points()
         return sorted(self._items)
 
     def __contains__(self, name: str) -> bool:

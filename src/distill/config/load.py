@@ -96,6 +96,16 @@ def is_empty_config(path: str | Path | None) -> bool:
     return path is not None and Path(path).is_file() and config_data(path) == {}
 
 
+def import_config_modules(imports: Any, base_dir: Path | None, source: str) -> list[str]:
+    """Import the config's ``imports:`` list; file paths are stored absolute, so a saved config reloads."""
+    from distill.plugins import import_user_code, resolve_import
+
+    if not isinstance(imports, list) or not all(isinstance(i, str) for i in imports):
+        raise ConfigError(f"{source}: 'imports' is a list of module names or .py paths, got {imports!r}")
+    import_user_code(imports, base_dir)
+    return [resolve_import(i, base_dir) for i in imports]
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
                 data: dict | None = None) -> ExperimentConfig:
     """Read a YAML file (or a dict), apply ``key=value`` overrides, validate.
@@ -114,6 +124,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     ordered = sorted(overrides or [], key=lambda a: not _is_name_change(a))
     for assignment in ordered:
         apply_override(data, assignment)
+    if data.get("imports"):  # the user's own registrations must exist before names are checked
+        data["imports"] = import_config_modules(data["imports"], Path(path).parent if path is not None else None, source)
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:

@@ -295,6 +295,11 @@ class ExportConfig(Strict):
 
 class ExperimentConfig(Strict):
     name: str = Field("experiment", description="names the run folder runs/<name>-<time>")
+    imports: list[str] = Field(default_factory=list, description="Python modules or ./file.py paths imported "
+                               "before the run, registering own models/methods (files: relative to the YAML)")
+    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="experiment trackers that get every epoch and the summary (optional "
+                                          "extras: pip install 'distill[tensorboard]' / 'distill[mlflow]')")
     seed: int = Field(0, ge=0, le=INT64)
     task: Literal["classification", "regression"] = "classification"
     data: DataConfig = Field(default_factory=DataConfig)

@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from distill.data.augment import AugmentParams, BatchAugment
+from distill.errors import DataError
 from distill.types import Batch
 
 
@@ -106,11 +107,33 @@ class InMemoryBatches:
         return StoredView(p.dx[index], p.dy[index], p.flip[index], id=v)
 
 
-class LoaderBatches:
-    """Adapts a DataLoader yielding (inputs, targets) or (inputs, targets, index)."""
+INPUT_KEYS = ("inputs", "input", "pixel_values", "image", "input_ids", "x")
+LABEL_KEYS = ("labels", "label", "targets", "target", "y")
 
-    def __init__(self, loader: DataLoader, device: torch.device | str = "cpu"):
+
+def _pick(item: dict, key: str | None, candidates: tuple[str, ...], what: str, option: str):
+    if key is not None:
+        if key not in item:
+            raise DataError(f"the DataLoader's batches have no key '{key}' ({what}); keys: {', '.join(item)}; "
+                           f"set LoaderBatches(..., {option}=...)")
+        return item[key]
+    for name in candidates:
+        if name in item:
+            return item[name]
+    raise DataError(f"no {what} among the batch keys {', '.join(item)}; name it with LoaderBatches(..., {option}=...)")
+
+
+class LoaderBatches:
+    """Adapts a DataLoader yielding (inputs, targets), (inputs, targets, index) or dicts.
+
+    Dict batches (Hugging Face datasets style) are read by ``input_key`` and ``label_key``; when not
+    given, the first present of ``INPUT_KEYS`` / ``LABEL_KEYS`` ("pixel_values", "labels", ...).
+    """
+
+    def __init__(self, loader: DataLoader, device: torch.device | str = "cpu", input_key: str | None = None,
+                 label_key: str | None = None, index_key: str | None = None):
         self.loader, self.device = loader, torch.device(device)
+        self.input_key, self.label_key, self.index_key = input_key, label_key, index_key
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -120,6 +143,11 @@ class LoaderBatches:
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         for item in self.loader:
-            x, y = item[0], item[1]
-            index = item[2] if len(item) > 2 else None
+            if isinstance(item, dict):
+                x = _pick(item, self.input_key, INPUT_KEYS, "inputs", "input_key")
+                y = _pick(item, self.label_key, LABEL_KEYS, "labels", "label_key")
+                index = item.get(self.index_key) if self.index_key else None
+            else:
+                x, y = item[0], item[1]
+                index = item[2] if len(item) > 2 else None
             yield Batch(inputs=x.to(self.device), targets=y.to(self.device), index=index)

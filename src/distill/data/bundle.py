@@ -51,10 +51,42 @@ def carve_validation(split: Split, val_size: int, seed: int) -> tuple[Split, Spl
             Split(split.inputs[val_idx], split.targets[val_idx]))
 
 
-def from_tensors(name: str, train: Split, test: Split, num_classes: int | None = None, val_size: int = 0,
-                 val: Split | None = None, seed: int = 0, augment: BatchAugment | None = None,
+def _as_tensor(value, what: str, role: str) -> Tensor:
+    if isinstance(value, Tensor):
+        tensor = value
+    else:
+        try:  # numpy arrays (and lists) of numbers
+            tensor = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise DataError(f"from_tensors: the {role} {what} are {type(value).__name__}, not a tensor or "
+                            f"numpy array ({exc})") from None
+    if tensor.dtype == torch.float64:  # numpy's default; models train in float32
+        tensor = tensor.float()
+    return tensor
+
+
+def as_split(value, role: str) -> Split:
+    """A Split from a Split or an ``(inputs, targets)`` pair of tensors or numpy arrays."""
+    if isinstance(value, Split):
+        return value
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise DataError(f"from_tensors: {role} must be a Split or an (inputs, targets) pair, "
+                        f"got {type(value).__name__}")
+    inputs, targets = _as_tensor(value[0], "inputs", role), _as_tensor(value[1], "targets", role)
+    if not targets.is_floating_point():
+        targets = targets.long()
+    if len(inputs) != len(targets):
+        raise DataError(f"from_tensors: the {role} split has {len(inputs)} inputs but {len(targets)} targets")
+    return Split(inputs, targets)
+
+
+def from_tensors(name: str, train, test, num_classes: int | None = None, val_size: int = 0,
+                 val=None, seed: int = 0, augment: BatchAugment | None = None,
                  class_names: list[str] | None = None) -> DataBundle:
-    """Build a bundle from user tensors (the validation split is carved from train when not given)."""
+    """Build a bundle from user data: each split a ``Split`` or an ``(X, y)`` pair of tensors or numpy arrays
+    (the validation split is carved from train when not given)."""
+    train, test = as_split(train, "train"), as_split(test, "test")
+    val = None if val is None else as_split(val, "val")
     if val is None:
         if val_size <= 0:
             raise DataError("give a validation split or val_size > 0")

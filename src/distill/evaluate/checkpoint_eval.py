@@ -44,6 +44,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """A distill checkpoint's tensors and model description (name, options, input_shape, num_classes)."""
     tensors, meta = load_tensors(path)
     spec = meta.get("model")
+    if spec and "name" not in spec and spec.get("class"):
+        # train_model() on an own nn.Module: the weights are there, the recipe to rebuild the module is not.
+        raise CheckpointError(
+            f"{path} holds the weights of an own module ({spec['class']}) but not the registered model name "
+            f"that rebuilds it; register its factory with @register_model('my_net'), train with "
+            f"train_model(..., model_spec={{'name': 'my_net'}}) and pass --import MODULE")
     problem = _spec_problem(spec)
     if problem:
         raise CheckpointError(f"{path}: {problem}; it was not written by distill (or was edited): "

@@ -9,7 +9,6 @@ from distill.errors import ConfigError
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     from distill.data.run_data import enclosing_run, is_text_config, run_data
     from distill.evaluate.checkpoint_eval import load_checkpoint_model
@@ -32,43 +31,78 @@ def cmd_export(args: argparse.Namespace) -> int:
                           batch_size=args.batch, repeats=args.repeats, threads=args.threads or None)
     report = {"checkpoint": str(checkpoint), "model_spec": spec, **report}
     write_report(out / "export.json", report)
-    console = Console()
+    summary_run = run_dir or (enclosing_run(checkpoint) if checkpoint.name == "student-best.safetensors" else None)
+    # the run's summary.json gets the numbers; cli.py then rebuilds its report.html (report is not ours to import)
+    args.updated_run = summary_run if summary_run is not None and merge_into_summary(summary_run, report) else None
+    from distill.terminal import fit_table, output_console
+
+    console = output_console()
     rows = [report[k] for k in ("pytorch", "fp32", "int8") if k in report]
     length = f", timed on a {report['sequence']}-token sentence" if "sequence" in report else ""
-    console.print(cost_table(rows, f"{name}: {report['test_samples']} test samples{length}"))
+    console.print(fit_table(cost_table(rows, f"{name}: {report['test_samples']} test samples{length}"), console))
     console.print(f"max |onnxruntime - pytorch| = {report['max_abs_diff']:.2e} (tolerance {report['tolerance']:.1e}); "
                   f"wrote {out / 'export.json'}")
     return 0
 
 
+def merge_into_summary(run_dir: Path, report: dict) -> bool:
+    """The run's summary.json gets the export's numbers, as an `export: {enabled: true}` run would write
+    them (summary["export"]); False when the run has no summary.json."""
+    import json
+
+    from distill.io import atomic_write_text
+
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        return False
+    summary = json.loads(path.read_text())
+    summary["export"] = json.loads(json.dumps(report, default=str))
+    atomic_write_text(path, json.dumps(summary, indent=2))
+    return True
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from distill.data.run_data import enclosing_run, text_context
+    from distill.errors import DistillError
     from distill.evaluate.checkpoint_eval import load_checkpoint_model
     from distill.export.bench import bench_onnx, bench_torch
     from distill.export.pipeline import write_report
     from distill.export.table import cost_table
     from distill.models.predict import input_preparer
 
-    rows = []
+    rows, failed = [], []
     for item in args.models:
         path = Path(item)
-        if path.suffix == ".onnx":
-            rows.append(bench_onnx(path, None, args.batch, args.repeats, args.threads or None, args.seq_len))
-        elif path.suffix == ".safetensors":
-            model, spec = load_checkpoint_model(path, text_context(enclosing_run(path)) if path.is_file() else None)
-            example = torch_example(model, spec, args.seq_len)
-            rows.append(bench_torch(model, example, args.batch, args.repeats, input_preparer(model, True), str(path),
-                                    size_bytes=path.stat().st_size, threads=args.threads or None))
-        else:
-            raise ConfigError(f"{path}: distill bench takes .onnx or .safetensors files")
+        try:  # one file that cannot be timed does not stop the others
+            if path.suffix == ".onnx":
+                rows.append(bench_onnx(path, None, args.batch, args.repeats, args.threads or None, args.seq_len))
+            elif path.suffix == ".safetensors":
+                model, spec = load_checkpoint_model(path, text_context(enclosing_run(path)) if path.is_file() else None)
+                example = torch_example(model, spec, args.seq_len)
+                rows.append(bench_torch(model, example, args.batch, args.repeats, input_preparer(model, True),
+                                        str(path), size_bytes=path.stat().st_size, threads=args.threads or None))
+            else:
+                raise ConfigError(f"{path}: distill bench takes .onnx or .safetensors files")
+        except DistillError as exc:
+            if len(args.models) == 1:
+                raise  # the only file: its reason is the one-line error
+            failed.append(str(exc))
+            Console(stderr=True).print(f"[bold red]skipped:[/bold red] {escape(str(exc))}", highlight=False,
+                                       soft_wrap=True)
+    if not rows:
+        raise ConfigError(f"none of the {len(args.models)} model file(s) could be timed (reasons above)")
     threads = args.threads or "default"
-    Console().print(cost_table(rows, f"{args.repeats} timed runs at batch 1, {max(3, args.repeats // 4)} at batch "
-                                     f"{args.batch}, threads: {threads}"))
+    from distill.terminal import fit_table, output_console
+
+    console = output_console()
+    console.print(fit_table(cost_table(rows, f"{args.repeats} timed runs at batch 1, {max(3, args.repeats // 4)} "
+                                             f"at batch {args.batch}, threads: {threads}"), console))
     if args.json:
-        write_report(Path(args.json), {"rows": rows})
-    return 0
+        write_report(Path(args.json), {"rows": rows, "skipped": failed})
+    return 1 if failed else 0
 
 
 def torch_example(model, spec: dict, sequence: int | None = None):
@@ -96,7 +130,9 @@ def _at_least(minimum: int):
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batch", type=_at_least(1), default=64, help="batch size N for latency and throughput (default 64)")
+    # --batch-size as in `distill evaluate`; --batch is the old spelling, kept working
+    parser.add_argument("--batch-size", "--batch", dest="batch", type=_at_least(1), default=64, metavar="N",
+                        help="batch size N for latency and throughput (default 64)")
     parser.add_argument("--repeats", type=_at_least(1), default=50,
                         help="timed runs at batch 1 after warm-up; a quarter of them at batch N (default 50)")
     parser.add_argument("--threads", type=_at_least(0), default=1,

@@ -24,6 +24,7 @@ def mlp(
     hidden: Sequence[Size] = (256, 128),
     dropout: Probability = 0.0,
 ) -> nn.Module:
+    """Multi-layer perceptron on the flattened input: Linear+ReLU per hidden width, then a linear head."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
     for h in hidden:
@@ -89,6 +90,7 @@ def cnn(
     dropout: Probability = 0.0,
     flatten: bool = False,
 ) -> nn.Module:
+    """Plain CNN: stages of 3x3 conv-BN-ReLU, max-pooled between stages, then a linear head."""
     image_size = tuple(input_shape[1:3]) if len(input_shape) == 3 else (28, 28)
     return CNN(input_shape[0], num_classes, channels, convs_per_stage, hidden, dropout, flatten, image_size)
 
@@ -140,6 +142,7 @@ class ResNet(nn.Module):
 
 @register_model("resnet")
 def resnet(input_shape: tuple[int, ...], num_classes: int, depth: Depth = 20, width: Width = 1.0) -> nn.Module:
+    """CIFAR-style ResNet (He et al. 2016) of any depth 6n+2."""
     return ResNet(input_shape[0], num_classes, depth, width)
 
 

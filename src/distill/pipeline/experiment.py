@@ -33,7 +33,10 @@ from distill.pipeline.stages import Stage
 from distill.report.html import report_after_run
 from distill.report.soft_tree_section import explain_trees
 from distill.report.summary import gap_recovered, print_summary, write_summary
+from distill.terminal import output_console
+from distill.train.environment import run_environment
 from distill.train.progress import NullProgress, RichProgress
+from distill.train.trackers import EPOCH_CALLBACKS, open_trackers
 from distill.train.trainer import MetricsLog
 
 
@@ -53,7 +56,8 @@ class Experiment:
         self.lock = None
         self.console = console or Console(stderr=True, quiet=quiet)
         self.progress = NullProgress() if quiet else RichProgress(self.console)
-        self.callbacks = callbacks or []
+        self.callbacks = [*(callbacks or []), *EPOCH_CALLBACKS]  # the latter: @distill.on_epoch in imports
+        self.trackers: list = []
 
     # The stage helpers under their old names, for modes written against the first recipes/ API.
     def _trainer(self, role, model, train_cfg, method, teacher=None, meta=None):
@@ -124,6 +128,9 @@ class Experiment:
             self.lock = rundir.open_run_folder(self.run_dir, self.resume, self.overwrite)
             atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if dist.is_main():  # trackers write into the run folder, so they open once it is ours
+            self.trackers = open_trackers(self.cfg.report_to, self.run_dir, self.cfg.model_dump(mode="json"))
+            self.callbacks.extend(self.trackers)
 
     def close(self) -> None:
         if self.lock is not None:
@@ -138,8 +145,10 @@ class Experiment:
         final = stages.get("student") or list(stages.values())[-1]  # born-again runs end in their last generation
         export_student(self.cfg.export, final.model, self.data, self.run_dir, summary)
         write_summary(self.run_dir / "summary.json", summary)
-        print_summary(summary, Console())
+        print_summary(summary, output_console())
         report_after_run(self.run_dir, self.console)
+        for tracker in self.trackers:
+            tracker.finish(summary)
         return summary
 
     def evaluate(self, stages: dict[str, Stage]) -> dict:
@@ -178,6 +187,7 @@ class Experiment:
             "models": models,
             "gap_recovered": None,
             "run_dir": str(self.run_dir),
+            "environment": run_environment(self.device),
         }
         key = "r2" if cfg.task == "regression" else "accuracy"  # regression: the gap in test R^2
         if {"teacher", "baseline", "student"} <= set(models):

@@ -23,13 +23,19 @@ def _flat(data, prefix: str = "") -> dict:
 
 
 def config_differences(runs: list[RunData], labels: list[str]) -> str:
-    flats = [_flat(yaml.safe_load(r.config_text) or {}) if r.config_text else {} for r in runs]
+    """Config fields that differ, and the settings no config holds (world size under torchrun, device,
+    threads, versions: the summary's ``environment``)."""
+    flats = []
+    for r in runs:
+        flat = _flat(yaml.safe_load(r.config_text) or {}) if r.config_text else {}
+        flat.update(_flat(r.summary.get("environment") or {}, "environment."))
+        flats.append(flat)
     keys = sorted({k for f in flats for k in f})
     rows = [[key, *(str(f.get(key, "-")) for f in flats)] for key in keys
             if len({repr(f.get(key)) for f in flats}) > 1]
     if not rows:
         return "<p>The runs' configs are identical.</p>"
-    return table(["config field", *labels], rows, "config-diff")
+    return table(["config field or setting", *labels], rows, "config-diff")
 
 
 def run_column(run: RunData, label: str) -> str:
@@ -63,10 +69,10 @@ def comparison_page(runs: list[RunData]) -> str:
         section("Summary", table(["run / model", *SUMMARY_HEADERS[1:]], rows, "summary-table"), "summary"),
         section("Overlaid", plot_row(overlay), "overlay"),
         section("Config differences", config_differences(runs, labels), "config-diff-section"),
-        section("Side by side", f'<div class="cols" style="grid-template-columns:repeat({len(runs)},1fr)">'
+        section("Side by side", f'<div class="cols" style="grid-template-columns:repeat({len(runs)},minmax(0,1fr))">'
                                 f"{columns}</div>", "side-by-side"),
     ]
-    return page(f"distill comparison: {', '.join(labels)}", "".join(body))
+    return page(f"distill comparison: {', '.join(labels)}", "".join(body), wide=True)
 
 
 def write_comparison(folders: list[str | Path], out: str | Path) -> Path:

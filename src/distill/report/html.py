@@ -19,7 +19,7 @@ h1{font-size:1.6em;margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bot
 table{border-collapse:collapse;margin:8px 0;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #ddd;padding:4px 10px;text-align:right}th{background:#f4f4f4}
 td:first-child,th:first-child{text-align:left}pre{background:#f7f7f7;padding:12px;overflow:auto;font-size:.85em}
-.chart{background:#fff;border:1px solid #eee}.chart .frame{fill:none;stroke:#888}
+.chart{background:#fff;border:1px solid #eee;max-width:100%;height:auto}body.wide{max-width:none}.chart .frame{fill:none;stroke:#888}
 .chart .grid{stroke:#eee}.chart .tick{stroke:#888}.chart text{font-size:11px;fill:#333}
 .chart .ti{font-size:13px;font-weight:600}.chart .ax{font-size:12px}.chart .tk{font-size:10px}
 .chart .cell{font-size:9px;fill:#222}.chart .cellw{font-size:9px;fill:#fff}.chart .lg{font-size:11px}
@@ -31,10 +31,12 @@ def _num(value, spec: str, scale: float = 1.0, suffix: str = "") -> str:
     return "-" if value is None else format(value * scale, spec) + suffix
 
 
-def page(title: str, body: str) -> str:
+def page(title: str, body: str, wide: bool = False) -> str:
+    """``wide``: the whole window (a comparison page's columns), not the 1400 px of a run's page."""
+    css_class = ' class="wide"' if wide else ""
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
-            f"<body>{body}</body></html>\n")
+            f"<body{css_class}>{body}</body></html>\n")
 
 
 def table(headers: list[str], rows: list[list[str]], css_id: str = "") -> str:

@@ -89,6 +89,9 @@ def model_rows(summary: dict) -> list[dict]:
     """One row per model (teacher, baseline, student, and the int8 export when there is one)."""
     models = summary.get("models", {})
     rows = [{"name": role, **models[role]} for role in ROLES if role in models]
+    export = summary.get("export") if isinstance(summary.get("export"), dict) else {}
+    if isinstance(export.get("fp32"), dict) and "accuracy" in export["fp32"]:
+        rows.append({"name": "student onnx", **export["fp32"]})  # the fp32 ONNX model in onnxruntime
     quant = _quantized(summary)
     if quant is not None:
         row = {"name": "student int8", **quant}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from html import escape
 
 from distill.report import plots
-from distill.report.importance import param_importances
 
 
 def _value(value) -> str:
@@ -33,20 +32,21 @@ def search_section(search: dict) -> str:
     metric = search.get("metric", "val_accuracy")
     direction = search.get("direction", "maximize")
     best = search.get("best") or {}
-    done = sum(t.get("state") == "COMPLETE" for t in trials)
-    pruned = sum(t.get("state") == "PRUNED" for t in trials)
-    lines = [f"{len(trials)} trials ({done} complete, {pruned} pruned), sampler {search.get('sampler', '?')}, "
+    counts = {state: sum(t.get("state") == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
+    study = search.get("study_name", search.get("name", "?"))
+    lines = [f"Study '{study}': {len(trials)} trials ({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+             f"{counts['FAIL']} failed), sampler {search.get('sampler', '?')}, "
              f"objective: {direction} the distilled student's best {metric} on the validation split."]
     if best:
         params = ", ".join(f"{k} = {_value(v)}" for k, v in best.get("params", {}).items())
         lines.append(f"Best: trial {best.get('number')}, {metric} {_value(best.get('value'))}: {params}. "
                      "Its run's results are shown above; best.yaml holds the config.")
-    importances = list(param_importances(trials).items())
+    importances = list((search.get("importances") or {}).items())
     svgs = [plots.history_chart(trials, direction, metric),
-            plots.bar_chart(importances, "Parameter importances", "share of the objective's variance", 1.0)]
+            plots.bar_chart(importances, "Parameter importances", "importance (sums to 1)", 1.0)]
     return ('<section id="search"><h2>Hyperparameter search</h2>'
             + "".join(f"<p>{escape(line)}</p>" for line in lines)
             + '<div class="plots">' + "".join(svgs) + "</div>"
-            + '<p class="note">Importance: share of the variance of the objective over complete trials explained by '
-              "each parameter's value groups (eta squared, normalised).</p>"
+            + '<p class="note">Importance: Optuna\'s own (optuna.importance.get_param_importances, its default '
+              "evaluator) over the complete trials; shown from two complete trials on, rough with few trials.</p>"
             + trials_table(trials) + "</section>")

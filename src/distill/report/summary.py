@@ -64,10 +64,12 @@ def summary_table(summary: dict) -> Table:
 
 
 def print_summary(summary: dict, console: Console | None = None) -> None:
-    console = console or Console()
-    console.print(summary_table(summary))
+    from distill.terminal import fit_table, output_console
+
+    console = console or output_console()
+    console.print(fit_table(summary_table(summary), console))
     gap = summary.get("gap_recovered")
     if gap is not None:
         metric = "R^2" if summary.get("gap_metric") == "r2" else "accuracy"
         console.print(f"gap recovered: [bold]{gap * 100:.1f}%[/bold] of the teacher-baseline {metric} gap "
-                      "((student - baseline) / (teacher - baseline))")
+                      "((student - baseline) / (teacher - baseline))", highlight=False)

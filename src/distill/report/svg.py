@@ -12,12 +12,16 @@ from html import escape
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
-def _fmt(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 1000 or abs(value) < 0.01:
-        return f"{value:.2g}"
-    return f"{value:.3g}"
+def tick_labels(values: list[float]) -> list[str]:
+    """Labels for a row of ticks: one number of decimals, as few as show every tick exactly (67.5, not
+    68; 0.010 beside 0.015), thousands as k and millions as M (2.5k, 1.5M), never 1e+03."""
+    if not values:
+        return []
+    top = max(abs(v) for v in values)
+    scale, suffix = next(((f, x) for f, x, at in ((1e6, "M", 1e6), (1e3, "k", 1e4)) if top >= at), (1.0, ""))
+    scaled = [v / scale for v in values]
+    decimals = next((d for d in range(7) if all(abs(round(v, d) - v) < 1e-9 * max(1.0, abs(v)) for v in scaled)), 6)
+    return ["0" if v == 0 else f"{v:.{decimals}f}{suffix}" for v in scaled]
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -113,15 +117,19 @@ class Chart:
     def _axes(self, xticks: list | None, yticks: list | None) -> list[str]:
         out = [f'<rect x="{self.left}" y="{self.top}" width="{self.plot_w}" height="{self.plot_h}" class="frame"/>']
         bottom = self.top + self.plot_h
-        for value in nice_ticks(*self.xlim) if xticks is None else xticks:
-            label = value[1] if isinstance(value, tuple) else _fmt(value)
+        xs = nice_ticks(*self.xlim) if xticks is None else xticks
+        xlabels = tick_labels([v for v in xs if not isinstance(v, tuple)])
+        for value in xs:
+            label = value[1] if isinstance(value, tuple) else xlabels.pop(0)
             pos = self.x(value[0] if isinstance(value, tuple) else value)
             place = (f'transform="translate({pos + 3:.1f},{bottom + 8}) rotate(-45)" text-anchor="end"'
                      if self.rotate_x else f'x="{pos:.1f}" y="{bottom + 15}" text-anchor="middle"')
             out.append(f'<line x1="{pos:.1f}" y1="{bottom}" x2="{pos:.1f}" y2="{bottom + 4}" class="tick"/>'
                        f'<text {place} class="tk">{escape(label)}</text>')
-        for value in nice_ticks(*self.ylim) if yticks is None else yticks:
-            label = value[1] if isinstance(value, tuple) else _fmt(value)
+        ys = nice_ticks(*self.ylim) if yticks is None else yticks
+        ylabels = tick_labels([v for v in ys if not isinstance(v, tuple)])
+        for value in ys:
+            label = value[1] if isinstance(value, tuple) else ylabels.pop(0)
             pos = self.y(value[0] if isinstance(value, tuple) else value)
             out.append(f'<line x1="{self.left}" y1="{pos:.1f}" x2="{self.left + self.plot_w}" y2="{pos:.1f}" '
                        f'class="grid"/><text x="{self.left - 5}" y="{pos + 3:.1f}" text-anchor="end" '

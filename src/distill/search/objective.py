@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
+import socket
 from pathlib import Path
 
 import optuna
+from optuna.trial import TrialState
 
 from distill.config.schema import ExperimentConfig
 from distill.errors import NonFiniteLossError
@@ -18,8 +21,20 @@ from distill.search.space import suggest, with_params
 TEACHER_FILE = "teacher.safetensors"
 
 
+def this_worker() -> str:
+    """Who runs a trial (host:pid), so that a restarted worker can tell its own dead trials from live ones."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class SurplusTrial(Exception):
+    """Raised when other workers already run or finished the target number of trials; nothing was trained."""
+
+
 def pruning_callback(trial: optuna.Trial, metric: str, scores: list[float]):
-    """Epoch-end callback: report the student's validation score, raise TrialPruned when the pruner says so."""
+    """Epoch-end callback: report the student's validation score, raise TrialPruned when the pruner says so.
+
+    A trial that has trained all its epochs is complete: pruning it then would save nothing.
+    """
 
     def on_epoch(trainer, record: dict) -> None:
         if record.get("model") != "student":
@@ -27,7 +42,8 @@ def pruning_callback(trial: optuna.Trial, metric: str, scores: list[float]):
         value = float(record[metric])
         scores.append(value)
         trial.report(value, record["epoch"])
-        if trial.should_prune():
+        last = trainer is not None and record["epoch"] >= trainer.cfg.epochs
+        if not last and trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {record['epoch']}: {metric} {value:.4f}")
 
     return on_epoch
@@ -47,8 +63,8 @@ def teacher_saver(run_dir: Path, target: Path):
 class Objective:
     """Callable for ``study.optimize``; trains the teacher in the first trial only, when it can be shared."""
 
-    def __init__(self, cfg: ExperimentConfig, folder: Path, callbacks=None):
-        self.cfg, self.folder = cfg, Path(folder)
+    def __init__(self, cfg: ExperimentConfig, folder: Path, callbacks=None, target: int | None = None):
+        self.cfg, self.folder, self.target = cfg, Path(folder), target
         self.search = cfg.search
         self.callbacks = list(callbacks or [])
         self.share_teacher = not any(name.startswith("teacher.") for name in self.search.space)
@@ -59,7 +75,21 @@ class Objective:
         path = self.folder / TEACHER_FILE
         return str(path.resolve()) if path.is_file() else None
 
+    def surplus(self, trial: optuna.Trial) -> bool:
+        """With several workers on one study: are ``target`` trials numbered before this one already
+        finished or running? Trial numbers are handed out by the storage, so the workers agree."""
+        if self.target is None:
+            return False
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        earlier = [t for t in trial.study.get_trials(deepcopy=False, states=states) if t.number < trial.number]
+        return len(earlier) >= self.target
+
     def __call__(self, trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", this_worker())
+        if self.surplus(trial):
+            trial.set_user_attr("surplus", True)
+            trial.study.stop()
+            raise SurplusTrial(f"trial {trial.number}: {self.target} trials are already done or running")
         params = {name: suggest(trial, name, spec) for name, spec in self.search.space.items()}
         relative = f"trials/trial-{trial.number:04d}"
         run_dir = self.folder / relative

@@ -24,30 +24,41 @@ class NullProgress:
 
 
 class RichProgress(NullProgress):
+    """One live bar at a time, erased when its step ends; lines logged meanwhile stay above it.
+
+    Every start after a stop gets a fresh rich ``Progress``: re-starting a stopped one would keep its
+    finished tasks (bars piling up) and its old height, so that erasing the bar took lines printed in
+    between with it (the student's epochs, the cache line).
+    """
+
     def __init__(self, console: Console | None = None):
         self.console = console or Console(stderr=True)
-        self._progress = Progress(
+        self._progress: Progress | None = None
+        self._task = None
+
+    def _new(self) -> Progress:
+        return Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
             console=self.console, transient=True,
         )
-        self._task = None
 
     def start(self, description: str, total: int) -> None:
-        if self._task is None:
+        if self._progress is None:
+            self._progress = self._new()
             self._progress.start()
             self._task = self._progress.add_task(description, total=total, info="")
         else:
             self._progress.reset(self._task, total=total, description=description, info="")
 
     def advance(self, info: str = "") -> None:
-        if self._task is not None:
+        if self._progress is not None:
             self._progress.update(self._task, advance=1, info=info)
 
     def stop(self) -> None:
-        if self._task is not None:
+        if self._progress is not None:
             self._progress.stop()
-            self._task = None
+            self._progress, self._task = None, None
 
     def log(self, message: str) -> None:
-        self.console.print(message)
+        self.console.print(message, highlight=False)

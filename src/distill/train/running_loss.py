@@ -20,9 +20,11 @@ class RunningLoss:
         self._bad: Tensor | None = None  # [loss, *terms] at that step
         self._bad_keys: tuple[str, ...] = ()
         self._last: Tensor | None = None
-        self.shown = ""  # the progress line's text: the loss at the last sync
+        self.shown = ""  # the progress line's text: the epoch's mean loss so far, as of the last sync
+        self._seen = 0
 
     def add(self, losses: dict[str, Tensor], loss: Tensor, n: int, step: int) -> None:
+        self._seen += n
         for key, value in losses.items():
             weighted = value.detach().double() * n
             self._totals[key] = self._totals[key] + weighted if key in self._totals else weighted
@@ -40,8 +42,9 @@ class RunningLoss:
         """One host transfer. Returns (step, loss, terms) of the first non-finite loss, or None."""
         if self._last is None:
             return None
-        first_bad, last = torch.stack([self._first_bad.double(), self._last.double()]).tolist()
-        self.shown = f"loss {last:.4f}"
+        total = sum(self._totals.values()) if self._totals else self._last.double() * 0
+        first_bad, last, total = torch.stack([self._first_bad.double(), self._last.double(), total]).tolist()
+        self.shown = f"loss {total / max(1, self._seen):.4f}"  # the mean, as the epoch line reports it
         if first_bad < 0:
             return None
         loss, *terms = self._bad.tolist()
