@@ -20,7 +20,8 @@ from .helpers import blobs
 
 @register_method("test_sync_counter")
 class CountsSteps(Method):
-    summary = "test only: a label loss that turns infinite from step `explode_at` on"
+    summary = "test only: a cross-entropy term that turns infinite from step `explode_at` on"
+    label_weight = 0.0  # the trainer adds no label term of its own: the counts below are this method's
 
     def __init__(self, explode_at: int = 10**9):
         super().__init__()
@@ -32,7 +33,7 @@ class CountsSteps(Method):
     def losses(self, student, teacher, batch):
         self.calls += 1
         scale = torch.inf if self.calls >= self.explode_at else 1.0
-        return {"label": F.cross_entropy(student.logits, batch.targets) * scale,
+        return {"ce": F.cross_entropy(student.logits, batch.targets) * scale,
                 "zero": student.logits.pow(2).mean() * 0.0}
 
 
@@ -74,8 +75,8 @@ def test_host_syncs_do_not_grow_with_the_number_of_steps(monkeypatch):
 def test_running_totals_equal_the_per_step_sums():
     trainer, result = fit(batch_size=32, epochs=1)
     [record] = result.history
-    assert set(record["terms"]) == {"label", "zero"} and record["terms"]["zero"] == 0.0
-    assert record["train_loss"] == pytest.approx(record["terms"]["label"])
+    assert set(record["terms"]) == {"ce", "zero"} and record["terms"]["zero"] == 0.0
+    assert record["train_loss"] == pytest.approx(record["terms"]["ce"])
 
 
 @pytest.mark.parametrize("log_every", [1, 4])
@@ -84,7 +85,7 @@ def test_nan_guard_stops_within_one_log_interval_and_keeps_the_last_good_checkpo
     with pytest.raises(NonFiniteLossError) as err:
         fit(batch_size=32, epochs=3, log_every=log_every, method=method, checkpoint_dir=tmp_path)
     message = str(err.value)
-    assert "loss became inf at epoch 2, step 8" in message and "label=inf" in message
+    assert "loss became inf at epoch 2, step 8" in message and "ce=inf" in message
     assert "lower the learning rate" in message and "\n" not in message
     assert 8 <= method.calls < 8 + log_every  # stopped at the first sync after the bad step
     tensors, meta = load_tensors(tmp_path / "model-last.safetensors")

@@ -90,12 +90,14 @@ def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], path: 
                  spec: dict | None = None, target: str = "the config's model") -> None:
     """``module.load_state_dict(state)``, or a one-line CheckpointError naming the checkpoint, the model it
     was built for, and the first tensors that do not fit."""
-    # A fitted tree ensemble (models/gbdt.py) takes its tensors at the sizes they were fitted with.
-    problem = None if getattr(module, "fits_without_gradients", False) else state_mismatch(module, state)
-    if problem:
+    try:
+        # Tried first: a module with its own loader (a fitted tree ensemble takes the sizes it is given)
+        # may accept tensors that differ from its fresh state_dict.
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        problem = state_mismatch(module, state) or str(exc).strip().splitlines()[0]
         raise CheckpointError(f"checkpoint {path} (built for {describe_model(spec)}) does not fit {target}: "
-                              f"{problem}; give the model it was trained as, or another checkpoint")
-    module.load_state_dict(state)
+                              f"{problem}; give the model it was trained as, or another checkpoint") from None
 
 
 def load_weights_into(model: torch.nn.Module, path: str | Path, target: str = "the config's model") -> dict[str, Any]:
