@@ -41,6 +41,19 @@ PLUGIN = textwrap.dedent('''
 ''')
 
 
+@pytest.fixture(autouse=True)
+def _restore_registries():
+    """Names a test's plugin registers are removed afterwards (other tests compare the registries)."""
+    from distill.data.registry import DATASETS
+    from distill.methods import METHODS
+
+    saved = {registry: dict(registry._items) for registry in (MODELS, METHODS, DATASETS)}
+    yield
+    for registry, items in saved.items():
+        registry._items.clear()
+        registry._items.update(items)
+
+
 def write_plugin(folder: Path, name: str) -> Path:
     path = folder / f"{name}.py"
     path.write_text(PLUGIN.format(name=name))
