@@ -4,7 +4,7 @@
 
 The config is examples/speech.yaml (generate the data first: python -m distill.data.spoken_words).
 The teacher is trained once (seed 0), or loaded; for each seed the DS-CNN student is trained alone
-and distilled (KD from the cached teacher over 4 SpecAugment views), from the same initial weights.
+and distilled (KD from the cached teacher over 15 SpecAugment views, one per epoch), from the same initial weights.
 Latency: PyTorch on one CPU thread at batch 1 (median), from each run's summary, and the ONNX
 student (fp32) from the export of the first seed. Writes benchmarks/results/speech.json and
 prints the table for docs/speech.md.

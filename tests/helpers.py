@@ -1,5 +1,8 @@
 """Small synthetic data for fast tests."""
 
+import os
+from pathlib import Path
+
 import torch
 
 from distill.data.augment import BatchAugment
@@ -16,3 +19,10 @@ def blobs(n: int = 256, classes: int = 4, shape=(1, 8, 8), seed: int = 0, augmen
     test = Split(centers[test_t] + 0.5 * torch.randn(n // 4, *shape, generator=g), test_t)
     return from_tensors("blobs", Split(inputs, targets), test, num_classes=classes, val_size=n // 4,
                         augment=BatchAugment(1, True) if augment else None)
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for a `python -m distill` child: this checkout's sources first, one thread."""
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}

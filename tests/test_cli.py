@@ -60,12 +60,12 @@ def test_quick_run_writes_complete_run_folder(tmp_path, quick_config, fashion_mn
 def test_errors_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("student:\n  train:\n    epocs: 3\n")
-    assert main(["run", str(bad)]) == 1
+    assert main(["run", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "did you mean 'epochs'" in err
     corrupt = tmp_path / "c.safetensors"
     corrupt.write_bytes(b"\x00garbage")
-    assert main(["evaluate", str(corrupt)]) == 1
+    assert main(["evaluate", str(corrupt)]) == 2
     err = capsys.readouterr().err.strip()
     assert "corrupt" in err and err.count("\n") == 0
 
@@ -117,5 +117,7 @@ def test_resume_refuses_changed_config(tmp_path, quick_config, fashion_mnist_roo
     out = tmp_path / "r"
     out.mkdir()
     (out / "config.yaml").write_text(quick_config.read_text() + "seed: 99\n")
-    assert main(["run", str(quick_config), "--out", str(out), "--resume"]) == 1
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "teacher-last.safetensors").write_bytes(b"")  # something to resume
+    assert main(["run", str(quick_config), "--out", str(out), "--resume"]) == 2
     assert "'seed' is 0 but the run" in capsys.readouterr().err

@@ -204,6 +204,6 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
         (["bench", str(tmp_path / "model.pt")], ".onnx or .safetensors"),
     ]
     for argv, message in cases:
-        assert main(argv) == 1, argv
+        assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (argv, err)

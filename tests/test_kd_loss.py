@@ -89,5 +89,5 @@ def test_bad_options_are_clear():
 
     with pytest.raises(ConfigError, match="method 'kd' has no option 'temprature' \\(did you mean 'temperature'\\?\\)"):
         build_method("kd", {"temprature": 2})
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    with pytest.raises(ValueError, match="'temperature': input should be greater than 0"):  # declared in the signature
         build_method("kd", {"temperature": 0})

@@ -198,23 +198,26 @@ def test_tfkd_leaves_unlabelled_rows_out():
           S_LOGITS)
 
 
-def test_dml_is_each_peers_mean_kl_to_the_others():
-    """Deep mutual learning: for each peer, mean over the others of KL(p_j || p_i), the others fixed targets."""
+@pytest.mark.parametrize("reduction,per_peer", [("sum", 1.0), ("mean", 0.5)])
+def test_dml_is_the_official_kl_loss_compute_summed_over_the_other_peers(reduction, per_peer):
+    """Deep-Mutual-Learning train_models.py: net_loss_i = CE_i + sum_{j != i} kl_loss_compute(logits_i, logits_j),
+    kl_loss_compute = mean_n sum_k p_j log(1e-8 + p_j / (p_i + 1e-8)); each net's gradient for its own
+    variables only (the others fixed). At T = 1 as the code, and at T = 2 with distill's T^2 factor."""
     cohort = RNG.normal(size=(N, 3, K))
-    method = build_method("dml", {"temperature": 2.0, "alpha": 0.5})
     batch = Batch(torch.zeros(N, 1), torch.tensor(Y))
+    for temp in (1.0, 2.0):
+        method = build_method("dml", {"temperature": temp, "alpha": 0.5, "reduction": reduction})
 
-    def reference(student, targets=cohort):
-        total = 0.0
-        for i in range(3):
-            for j in range(3):
-                if j != i:
-                    for n in range(N):
-                        p_j, p_i = softmax(targets[n, j] / 2.0), softmax(student[n, i] / 2.0)
-                        total += 0.5 * sum(p_j * (np.log(p_j) - np.log(p_i))) * 4.0 / N / 2
-        return total
+        def reference(student, targets=cohort, temp=temp):
+            total = 0.0
+            for i, j in itertools.permutations(range(3), 2):
+                kl = np.mean([sum(softmax(targets[n, j] / temp) * np.log(1e-8 + softmax(targets[n, j] / temp)
+                                                                           / (softmax(student[n, i] / temp) + 1e-8)))
+                              for n in range(N)])
+                total += 0.5 * per_peer * kl * temp**2
+            return total
 
-    check(lambda s: sum(method.losses(Outputs(s), None, batch).values()), reference, cohort)
+        check(lambda s, m=method: sum(m.losses(Outputs(s), None, batch).values()), reference, cohort, rel=1e-6)
 
 
 # -- feature methods ----------------------------------------------------------------------------
@@ -391,6 +394,71 @@ def test_crd_is_the_documented_infonce_variant_with_the_papers_queue():
     check(total, reference, s0, rel=1e-6, grad_atol=1e-5)
 
 
+def test_crd_memory_bank_is_repdistillers_contrast_memory_and_nce_loss():
+    """RepDistiller crd/memory.py ContrastMemory + crd/criterion.py ContrastLoss, for fixed contrast indices:
+    out = exp(<bank[idx], anchor> / T) / Z with Z = mean * n_data set once; P_n = 1 / n_data;
+    loss = -(sum log(P_pos / (P_pos + K P_n + eps)) + sum log(K P_n / (P_neg + K P_n + eps))) / B."""
+    n_data, k, dim, temp, eps = 10, 3, 4, 0.07, 1e-7
+    s0, t0 = RNG.normal(size=(3, 6)), RNG.normal(size=(3, 5))
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    options = {"student_layer": "s", "teacher_layer": "t", "queue_size": k, "feat_dim": dim,
+               "negatives": "memory_bank"}
+    method, _, teacher, _ = feature_total("crd", options, t0, n=3)
+    method.setup(Outputs(torch.zeros(3, K), {"s": torch.tensor(s0).float()}), teacher)
+    method.setup_data(labels)
+    method.double()
+    bank_s, bank_t = method.memory_s.numpy().copy(), method.memory_t.numpy().copy()
+    index, idx = np.array([4, 0, 7]), np.array([[4, 0, 2, 9], [0, 1, 5, 8], [7, 2, 3, 6]])
+    method.contrast_indices = lambda index_, targets_: torch.tensor(idx)
+    ws, bs = method.embed_s.weight.detach().numpy(), method.embed_s.bias.detach().numpy()
+    wt, bt = method.embed_t.weight.detach().numpy(), method.embed_t.bias.detach().numpy()
+    z_t = [unit(wt @ row + bt) for row in t0]
+
+    def scores(bank, anchors):
+        return np.array([[np.exp(bank[j] @ anchors[b] / temp) for j in idx[b]] for b in range(3)])
+
+    def contrast_loss(x):
+        m, pn = x.shape[1] - 1, 1 / n_data
+        d1 = sum(np.log(x[b, 0] / (x[b, 0] + m * pn + eps)) for b in range(len(x)))
+        d0 = sum(np.log(m * pn / (x[b, j] + m * pn + eps)) for b in range(len(x)) for j in range(1, m + 1))
+        return -(d1 + d0) / len(x)
+
+    out_t = scores(bank_s, z_t)  # the teacher anchors against the student bank
+    z_const_t = out_t.mean() * n_data
+
+    def reference(s):
+        z_s = [unit(ws @ row + bs) for row in s]
+        out_s = scores(bank_t, z_s)  # the student anchors against the teacher bank
+        return 0.8 * (contrast_loss(out_s / reference.z_s) + contrast_loss(out_t / z_const_t))
+
+    reference.z_s = scores(bank_t, [unit(ws @ row + bs) for row in s0]).mean() * n_data  # Z: set on the first batch
+    batch = Batch(torch.zeros(3, 1), torch.tensor([0, 1, 2]), index=torch.tensor(index))
+    method.eval()  # no memory update inside the gradient check; Z stays fixed after the first call
+
+    def total(s):
+        student = Outputs(torch.zeros(3, K, dtype=torch.float64), {"s": s})
+        return sum(method.losses(student, teacher, batch).values())
+
+    check(total, reference, s0, rel=1e-6, grad_atol=1e-5)
+    method.train()  # a training step refreshes the bank rows of the batch with momentum 0.5
+    total(torch.tensor(s0))
+    z_s = np.array([unit(ws @ row + bs) for row in s0])
+    for b, i in enumerate(index):
+        assert np.allclose(method.memory_s[i].numpy(), unit(0.5 * bank_s[i] + 0.5 * z_s[b]))
+        assert np.allclose(method.memory_t[i].numpy(), unit(0.5 * bank_t[i] + 0.5 * z_t[b]))
+
+
+def test_crd_memory_bank_draws_negatives_from_other_classes_without_replacement():
+    from distill.methods.crd_memory import contrast_indices
+
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, -1])
+    idx = contrast_indices(torch.tensor([0, 4, 9]), torch.tensor([0, 1, -1]), labels, k=5)
+    assert idx[:, 0].tolist() == [0, 4, 9]
+    for row, label in ((0, 0), (1, 1)):
+        assert all(int(labels[j]) != label for j in idx[row, 1:]) and len(set(idx[row, 1:].tolist())) == 5
+    assert 9 not in idx[2, 1:].tolist()  # an unlabelled row draws from every other sample
+
+
 def test_tinybert_is_the_official_mse_and_soft_cross_entropy():
     """TinyBERT task_distill.py: MSE of attention scores and (projected) hidden states; soft_cross_entropy
     = (-softmax(t/T) * log_softmax(s/T)).sum(-1).mean(), no T^2."""
@@ -444,7 +512,7 @@ def test_every_logit_method_trains_on_a_transfer_set_with_one_masked_label_term(
     method = build_method(name)
     targets = np.array([0, -1, 2, -1, 1])
     trainer = Trainer("student", torch.nn.Identity(), TrainConfig(), method,
-                      teacher=(lambda b: Outputs(torch.tensor(T_LOGITS))) if method.needs().teacher else None)
+                            teacher=(lambda b: Outputs(torch.tensor(T_LOGITS))) if method.needs().teacher else None)
     x = torch.tensor(S_LOGITS, requires_grad=True)  # the identity "model" returns its input as the logits
     losses = trainer._step(Batch(x, torch.tensor(targets)))
     assert [k for k in losses if k == "label" or "hard" in k] == ["label"]
@@ -471,3 +539,17 @@ def test_supervised_is_the_trainers_label_term_alone_with_label_smoothing():
         return np.mean([0.8 * -log_softmax(s[i])[targets[i]] + 0.2 * np.mean(-log_softmax(s[i])) for i in rows])
 
     check(lambda s: sum(trainer._step(Batch(s, torch.tensor(targets))).values()), reference, S_LOGITS)
+
+
+@pytest.mark.parametrize("loss,distance", [("mse", lambda d: d**2), ("l1", np.abs)])
+def test_supervised_regression_is_the_trainers_label_term_on_rows_with_a_target(loss, distance):
+    from distill.config.schema import TrainConfig
+    from distill.train.trainer import Trainer
+
+    targets = RNG.normal(size=(N, 2))
+    targets[1, 0] = np.nan  # a row without a target is masked
+    keep = ~np.isnan(targets).any(1)
+    trainer = Trainer("baseline", torch.nn.Identity(), TrainConfig(),
+                            build_method("supervised_regression", {"loss": loss}), task="regression")
+    check(lambda s: sum(trainer._step(Batch(s, torch.tensor(targets))).values()),
+          lambda s: np.mean(distance(s[keep] - targets[keep])), RNG.normal(size=(N, 2)))

@@ -52,6 +52,22 @@ def test_trains_a_few_steps_through_the_api(name):
     assert math.isfinite(record["train_loss"]) and "label" in record["terms"]
 
 
+def test_crd_memory_bank_trains_through_the_trainer():
+    """The official CRD objective gets the training labels (setup_data) and each batch's sample indices."""
+    student, teacher = tiny_models()
+    data = tiny_data()
+    options = {**LAYER_OPTIONS["crd"], "negatives": "memory_bank", "queue_size": 16}
+    method = build_method("crd", options)
+    live = LiveTeacher(teacher, method.needs().teacher_modules)
+    trainer = Trainer("student", student, TrainConfig(epochs=1, batch_size=16), method, teacher=live)
+    result = trainer.fit(InMemoryBatches(data.train.inputs, data.train.targets, 16), data.val.inputs, data.val.targets)
+    live.close()
+    assert math.isfinite(result.history[0]["terms"]["contrastive"])
+    assert method.memory_s.shape == (len(data.train.targets), 8) and bool((method.z > 0).all())
+    norms = method.memory_t.norm(dim=1)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)  # every row seen once, renormalised
+
+
 @pytest.mark.parametrize("name,param", [("fitnets", "regressors.0.0.weight"), ("crd", "embed_t.weight")])
 def test_adapters_are_optimised_and_checkpointed(name, param, tmp_path):
     student, teacher = tiny_models()

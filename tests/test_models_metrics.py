@@ -18,7 +18,7 @@ def test_resnet_depth_and_width():
         build_model("resnet20", (1, 28, 28), 10))
     assert count_parameters(build_model("resnet", (1, 28, 28), 10, depth=8, width=2.0)) > count_parameters(
         build_model("resnet8", (1, 28, 28), 10))
-    with pytest.raises(ValueError, match="6n\\+2"):
+    with pytest.raises(ConfigError, match="6n\\+2"):  # declared in the signature, checked before building
         build_model("resnet", (1, 28, 28), 10, depth=10)
 
 

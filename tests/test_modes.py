@@ -30,7 +30,7 @@ BASE = {
 
 def run(tmp_path, distill: dict, callbacks=None, **top):
     cfg = load_config(data={**BASE, **top, "distill": distill})
-    out = tmp_path / "run"
+    out = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"  # a fresh folder per run: a used one is refused
     summary = run_experiment(cfg, out, quiet=True, callbacks=callbacks)
     assert json.loads((out / "summary.json").read_text())["models"].keys() == summary["models"].keys()
     return summary, out / "checkpoints"
@@ -40,7 +40,7 @@ def test_dml_loss_matches_an_independent_formula():
     logits = torch.stack([fixed(6, 4, seed=s) * 2 for s in (1, 2, 3)], dim=1)  # 3 peers, (N, P, C)
     targets = torch.tensor([0, 1, 2, 3, 0, 1])
     T, alpha, beta = 2.0, 0.7, 1.3
-    losses = build_method("dml", {"temperature": T, "alpha": alpha, "beta": beta}).losses(
+    losses = build_method("dml", {"temperature": T, "alpha": alpha, "beta": beta, "reduction": "mean"}).losses(
         Outputs(logits), None, Batch(torch.zeros(6, 1), targets))
     z = logits.double().numpy()
     for i in range(3):

@@ -104,7 +104,7 @@ def test_module_name_import_from_the_current_folder(tmp_path, capsys):
     ("no_such_module_xyz", "no module named 'no_such_module_xyz'"),
 ])
 def test_bad_imports_are_one_line_errors(spec, message, capsys):
-    assert cli.main(["models", "--import", spec]) == 1
+    assert cli.main(["models", "--import", spec]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
@@ -147,7 +147,7 @@ def test_evaluate_and_bench_on_checkpoints_of_own_modules(tmp_path, capsys):
                         model_spec={"name": "ckptplug_net", "options": {"width": 8}})
     plain, named = tmp_path / "plain/model-best.safetensors", tmp_path / "named/model-best.safetensors"
 
-    assert cli.main(["evaluate", str(plain), "--no-latency"]) == 1
+    assert cli.main(["evaluate", str(plain), "--no-latency"]) == 2
     err = capsys.readouterr().err
     assert "own module" in err and "registered model name" in err and "Traceback" not in err
 
@@ -155,7 +155,7 @@ def test_evaluate_and_bench_on_checkpoints_of_own_modules(tmp_path, capsys):
     rc = cli.main(["bench", str(plain), str(named), "--repeats", "2", "--batch", "4", "--json", "bench.json",
                    "--import", str(plugin)])
     out = capsys.readouterr()
-    assert rc == 1 and "skipped" in out.err and "own module" in out.err
+    assert rc == 2 and "skipped" in out.err and "own module" in out.err
     rows = json.loads(Path("bench.json").read_text())["rows"]
     assert [r["model"] for r in rows] == [str(named)]
 

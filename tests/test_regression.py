@@ -55,7 +55,7 @@ def test_supervised_regression_and_bad_hard_loss():
     assert loss["label"].item() == pytest.approx(0.5)
     nan = torch.tensor([1.5, float("nan"), 3.0])  # a row without a target is masked
     assert label_loss(S, nan, "regression", "l1").item() == pytest.approx((0.5 + 1.0) / 2)
-    with pytest.raises(ConfigError, match="hard_loss must be one of"):
+    with pytest.raises(ConfigError, match="'hard_loss': input should be 'mse' or 'l1'"):
         build_method("mse_kd", {"hard_loss": "huber"})
 
 

@@ -207,7 +207,7 @@ def test_cli_evaluate_scores_text_checkpoints_on_their_own_data(runs, text_root,
     lone = tmp_path / "student.safetensors"
     shutil.copy(checkpoints / "student-best.safetensors", lone)
     capsys.readouterr()
-    assert main(["evaluate", str(lone)]) == 1
+    assert main(["evaluate", str(lone)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "not inside a run folder" in err and "--config" in err and "--dataset" in err
     # ... which then give the same accuracy: the run's config, or a dataset by name and its directory

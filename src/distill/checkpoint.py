@@ -51,17 +51,56 @@ def model_weights(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def load_weights_into(model: torch.nn.Module, path: str | Path) -> dict[str, Any]:
+def _names(keys: list[str], limit: int = 3) -> str:
+    return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def state_mismatch(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+    """What keeps ``state`` from loading into ``module`` (first missing, unexpected, mis-shaped tensors)."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shaped = [f"{k} is {list(state[k].shape)} in the checkpoint, {list(own[k].shape)} in the model"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing {_names(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {_names(unexpected)}")
+    if shaped:
+        problems.append(_names(shaped, 2))
+    return "; ".join(problems) or None
+
+
+def describe_model(spec: dict | None) -> str:
+    """'mlp {hidden: [64]}' from a checkpoint's model description."""
+    if not isinstance(spec, dict) or not spec.get("name"):
+        return "an unrecorded model"
+    options = spec.get("options") or {}
+    shown = ", ".join(f"{k}: {json.dumps(v)}" for k, v in list(options.items())[:4] if k != "teacher_path")
+    return f"model '{spec['name']}'" + (f" {{{shown}}}" if shown else "")
+
+
+def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path,
+                 spec: dict | None = None, target: str = "the config's model") -> None:
+    """``module.load_state_dict(state)``, or a one-line CheckpointError naming the checkpoint, the model it
+    was built for, and the first tensors that do not fit."""
+    problem = state_mismatch(module, state)
+    if problem:
+        raise CheckpointError(f"checkpoint {path} (built for {describe_model(spec)}) does not fit {target}: "
+                              f"{problem}; give the model it was trained as, or another checkpoint")
+    module.load_state_dict(state)
+
+
+def load_weights_into(model: torch.nn.Module, path: str | Path, target: str = "the config's model") -> dict[str, Any]:
     tensors, meta = load_tensors(path)
-    try:
-        model.load_state_dict(model_weights(tensors))
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise CheckpointError(
-            f"checkpoint {path} does not fit this model: {first[1].strip() if len(first) > 1 else first[0]}; "
-            f"check that the config's model matches the one that was trained"
-        ) from None
+    load_checked(model, model_weights(tensors), path, meta.get("model"), target)
     return meta
+
+
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of floating-point tensors holding NaN or infinity (weights of a diverged run)."""
+    return [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:

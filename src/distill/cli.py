@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import sys
+import traceback
 from pathlib import Path
 
 from rich.console import Console
@@ -13,38 +14,60 @@ from rich.markup import escape
 
 from distill import __version__
 from distill.errors import DistillError
+from distill.export.commands import _at_least
 from distill.export.commands import add_commands as add_export_commands
 from distill.report import commands as report_commands
 from distill.search.commands import add_commands as add_search_commands
 
-EPILOG = "Every command has its own --help. Docs: README.md and docs/ in the repository."
+EPILOG = ("Every command has its own --help. Exit codes: 0 done, 2 bad input (one line says what and how to fix "
+          "it), 1 a bug in distill, 130 interrupted (docs/errors.md). Docs: README.md and docs/ in the repository.")
+EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+BUG_REPORT = "docs/errors.md#reporting-a-bug"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit code 2, like every other bad input)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from distill.config import load_config
+    from distill.config.load import is_empty_config
     from distill.pipeline.run_folder import new_run_dir
 
     cfg = load_config(args.config, args.set)
     record_cli_imports(cfg, args)
+    if is_empty_config(args.config):
+        Console(stderr=True).print(f"note: {escape(args.config)} is empty, so every setting is its default: the "
+                                   f"full Fashion-MNIST experiment (see examples/ for configs)", highlight=False,
+                                   soft_wrap=True)
     # Said before torch is imported (seconds on a busy machine), so the user sees the config was read.
     Console(stderr=True, quiet=args.quiet or os.environ.get("RANK", "0") != "0").print(
         f"[bold]distill[/bold] run {args.config}: {cfg.name}, mode {cfg.distill.mode}, method {cfg.distill.method}",
         highlight=False)
+    from distill import preflight, rundir
+
+    preflight.check_config(cfg, args.config)
+    if args.out:  # checked here too, before torchrun starts processes
+        rundir.check_out_folder(Path(args.out), args.resume, args.overwrite)
     if args.nproc > 1:
         from distill.distributed import relaunch
 
         # Name the run folder once, here, so every rank writes to the same one.
         out = args.out or (None if args.resume else str(new_run_dir(cfg)))
+        flags = [flag for flag in ("resume", "quiet", "overwrite", "check") if getattr(args, flag)]
         argv = ["run", args.config, *[f"--set={s}" for s in args.set], *(["--out", out] if out else []),
-                *(["--resume"] if args.resume else []), *(["--quiet"] if args.quiet else []),
-                *[f"--import={i}" for i in args.imports]]
+                *[f"--{flag}" for flag in flags], *[f"--import={i}" for i in args.imports]]
         return relaunch(args.nproc, argv)
     from distill.pipeline.experiment import run_experiment
     from distill.pipeline.run_folder import latest_run_dir
 
     out = Path(args.out) if args.out else (latest_run_dir(cfg) if args.resume else new_run_dir(cfg))
     try:
-        run_experiment(cfg, out, resume=args.resume, quiet=args.quiet)
+        run_experiment(cfg, out, resume=args.resume, quiet=args.quiet, overwrite=args.overwrite,
+                       check_only=args.check)
     except KeyboardInterrupt:
         Console(stderr=True, highlight=False).print(f"\ninterrupted; resume with:\n  {resume_command(args, out)}",
                                                     soft_wrap=True)
@@ -150,10 +173,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="distill", description="Knowledge distillation: teacher -> small, fast student, with the numbers.",
         epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"distill {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also DISTILL_DEBUG=1); may come anywhere")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="train or load the teacher, train the baseline, distill, evaluate",
@@ -164,8 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run folder (default runs/<name>-<time>)")
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted run: the one in --out, else the latest runs/<name>-*")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the run already in --out (a used folder is refused otherwise)")
+    run.add_argument("--check", action="store_true",
+                     help="check the config, the data and that the models and method fit, then stop; writes nothing")
     run.add_argument("--quiet", action="store_true", help="no progress output, only the result table")
-    run.add_argument("--nproc", type=int, default=1, metavar="N",
+    run.add_argument("--nproc", type=_at_least(1), default=1, metavar="N",
                      help="train with N processes (DistributedDataParallel, gloo on CPU, nccl on GPU) via "
                           "torch.distributed.run; same as `torchrun --nproc-per-node N -m distill run ...`")
     run.set_defaults(func=cmd_run)
@@ -189,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the data's directory: Fashion-MNIST IDX files, or a text dataset's sentence files "
                          "(replaces data.root / data.text.root; default: the config's, or the usual place)")
     ev.add_argument("--split", choices=["test", "val"], default="test", help="which split (default test)")
-    ev.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size (default 1000)")
+    ev.add_argument("--batch-size", type=_at_least(1), default=1000, help="evaluation batch size (default 1000)")
     ev.add_argument("--no-latency", action="store_true", help="skip latency measurement")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -216,25 +245,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _where(exc: BaseException) -> str:
+    """file:line of the innermost frame of distill's own code in the traceback."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f"{os.sep}distill{os.sep}" in f.filename]
+    if not frames:
+        return "outside distill"
+    frame = frames[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno}"
+
+
+def _say(message: str) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The entry point. Exit codes: 0 done, 2 bad input (one line), 1 a bug in distill, 130 interrupted."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("DISTILL_DEBUG", "").lower() in ("1", "true", "yes")
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_BAD_INPUT
     try:
         if args.imports:
             from distill.plugins import import_user_code
 
             import_user_code(args.imports)
         return args.func(args)
-    except DistillError as exc:
-        # escape: a message may hold brackets, e.g. pip install 'distill[search]'
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        return 1
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted; continue later with --resume")
-        return 130
+        return EXIT_INTERRUPTED
+    except DistillError as exc:
+        if debug:
+            traceback.print_exc()
+        _say(" ".join(str(exc).split()) or type(exc).__name__)
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # the file system said no: a path, a permission, a full disk
+        if debug:
+            traceback.print_exc()
+        where = f": {exc.filename}" if exc.filename else ""
+        _say(f"{exc.strerror or exc}{where}")
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+            return EXIT_BUG
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        _say(f"internal error {type(exc).__name__}({first}) at {_where(exc)}: this is a bug in distill, not in "
+             f"your input; please report it with the command and its --debug output ({BUG_REPORT})")
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

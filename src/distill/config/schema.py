@@ -2,28 +2,43 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+INT64 = 2**63 - 1  # torch's integers: a larger seed or size is a typo
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 20
+MAX_REPEATS = 10_000
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # No NaN or infinity anywhere in a config: they pass range checks and fail at the first step.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _fits_torch(self):
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64:
+                raise ValueError(f"'{name}' is {value}, beyond a 64-bit integer; use a smaller value")
+        return self
 
 
 class AugmentConfig(Strict):
-    crop_padding: int = Field(2, ge=0, description="pixels of padding for random crops (0 = no crop)")
+    crop_padding: int = Field(2, ge=0, le=64, description="pixels of padding for random crops (0 = no crop)")
     hflip: bool = Field(True, description="random horizontal flips")
 
 
 class TransferSetConfig(Strict):
     """Augmented unlabelled sentences for the distilled student only (Tang et al. 2019)."""
 
-    size_multiplier: int = Field(4, ge=0, description="augmented sentences per training sentence (0 = none)")
+    size_multiplier: int = Field(4, ge=0, le=1000, description="augmented sentences per training sentence (0 = none)")
     mask_prob: float = Field(0.1, ge=0, le=1, description="probability a word becomes [MASK]")
     ngram_prob: float = Field(0.25, ge=0, le=1, description="probability only a random n-gram is kept")
     swap_prob: float = Field(0.1, ge=0, le=1, description="probability a word is swapped for a vocabulary word")
-    max_ngram: int = Field(5, ge=1)
+    max_ngram: int = Field(5, ge=1, le=1000)
     seed: int = 0
 
 
@@ -40,7 +55,7 @@ class TextConfig(Strict):
     label_names: list[str] | None = Field(None, description="class names; labels may then be given by name")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved for validation when no file")
     test_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved for test when no file")
-    max_length: int = Field(64, ge=4, description="token ids per sentence (longer ones are truncated)")
+    max_length: int = Field(64, ge=4, le=8192, description="token ids per sentence (longer ones are truncated)")
     tokenizer: str | None = Field(None, description="tokenizer directory; null = the teacher model's own")
     transfer_set: TransferSetConfig | None = Field(None, description="null = distil on the training set only")
 
@@ -101,8 +116,8 @@ class ModelConfig(Strict):
 
 
 class TrainConfig(Strict):
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(128, ge=1)
+    epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(128, ge=1, le=MAX_BATCH)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = Field(0.05, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -154,7 +169,7 @@ class DistillConfig(Strict):
     mode: str = Field(
         "offline", description="a registered mode (distill.pipeline.modes): offline (frozen trained teacher), "
                                "online, born_again, takd, reverse, two_way; see docs/methods.md")
-    generations: int = Field(2, ge=1, description="born_again: distilled generations after generation 0")
+    generations: int = Field(2, ge=1, le=100, description="born_again: distilled generations after generation 0")
     assistant: AssistantConfig | None = Field(None, description="takd: the assistant model and its recipe")
     teacher_lr: float | None = Field(None, gt=0, description="two_way: the pretrained teacher's learning rate while "
                                                                "it keeps learning; null = a tenth of the student's")
@@ -189,18 +204,25 @@ class DistillConfig(Strict):
 
 class EvaluateConfig(Strict):
     latency: bool = True
-    latency_repeats: int = Field(20, ge=1)
-    eval_batch_size: int = Field(1000, ge=1)
+    latency_repeats: int = Field(20, ge=1, le=MAX_REPEATS)
+    eval_batch_size: int = Field(1000, ge=1, le=MAX_BATCH)
 
 
 class RuntimeConfig(Strict):
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads; null = torch's default")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps")
+    threads: int | None = Field(None, ge=1, le=4096, description="torch CPU threads; null = torch's default")
     channels_last: bool = Field(True, description="NHWC memory layout for conv models (faster on CPU)")
     compile: bool = Field(False, description="torch.compile the model being trained (needs a C++ compiler on CPU)")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="autocast dtype for training forward passes; bf16 works on CPU, fp16 needs CUDA")
-    interop_threads: int | None = Field(None, ge=1, description="torch inter-op threads; null = torch's default")
+    interop_threads: int | None = Field(None, ge=1, le=4096, description="torch inter-op threads; null = torch's default")
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d{1,3})?", value):
+            raise ValueError("expected auto, cpu, cuda, cuda:N or mps")
+        return value
 
 
 class CacheConfig(Strict):
@@ -212,9 +234,9 @@ class CacheConfig(Strict):
 
     mode: Literal["auto", "on", "off"] = Field(
         "auto", description="auto = whenever the teacher is frozen; on = always (error if it cannot); off = never")
-    views: int = Field(1, ge=1, description="stored augmented views per sample (epoch e uses view e mod views)")
+    views: int = Field(1, ge=1, le=1000, description="stored augmented views per sample (epoch e uses view e mod views)")
     dtype: Literal["float16", "float32"] = Field("float16", description="storage dtype of cached outputs")
-    top_k: int | None = Field(None, ge=1, description="store only the k largest logits per sample (null = all)")
+    top_k: int | None = Field(None, ge=1, le=1 << 20, description="store only the k largest logits per sample (null = all)")
     dir: str | None = Field(None, description="where the cache lives; default <run folder>/cache")
     memory_mb: float = Field(1024.0, ge=0, description="caches up to this size are held in memory, "
                                                         "larger ones are read from a memory-mapped file")
@@ -258,27 +280,27 @@ class SearchConfig(Strict):
     direction: Literal["maximize", "minimize"] = "maximize"
     pruner: bool = Field(True, description="stop unpromising trials early (median of earlier trials per epoch)")
     sampler: Literal["grid", "random", "tpe"] = "tpe"
-    trials: int | None = Field(None, ge=1, description="finished trials to reach, counting a resumed search's "
+    trials: int | None = Field(None, ge=1, le=100_000, description="finished trials to reach, counting a resumed search's "
                                                       "earlier ones; default 20, or the whole grid")
 class ExportConfig(Strict):
     enabled: bool = Field(False, description="export the distilled student to ONNX at the end of the run")
     quantize: Literal["int8"] | None = Field("int8", description="also write an int8 model; null = fp32 only")
-    opset: int = Field(17, ge=9, description="ONNX opset")
-    calibration_batches: int = Field(8, ge=1, description="training batches that calibrate static int8 (CNNs)")
-    calibration_batch_size: int = Field(32, ge=1)
-    latency_batch: int = Field(64, ge=1, description="batch size N for latency and throughput")
-    latency_repeats: int = Field(50, ge=1, description="timed runs per latency, after warm-up")
-    threads: int | None = Field(1, ge=1, description="intra-op threads while timing; null = runtime default")
+    opset: int = Field(17, ge=9, le=30, description="ONNX opset")
+    calibration_batches: int = Field(8, ge=1, le=100_000, description="training batches that calibrate static int8 (CNNs)")
+    calibration_batch_size: int = Field(32, ge=1, le=MAX_BATCH)
+    latency_batch: int = Field(64, ge=1, le=MAX_BATCH, description="batch size N for latency and throughput")
+    latency_repeats: int = Field(50, ge=1, le=MAX_REPEATS, description="timed runs per latency, after warm-up")
+    threads: int | None = Field(1, ge=1, le=4096, description="intra-op threads while timing; null = runtime default")
 
 
 class ExperimentConfig(Strict):
-    name: str = "experiment"
+    name: str = Field("experiment", description="names the run folder runs/<name>-<time>")
     imports: list[str] = Field(default_factory=list, description="Python modules or ./file.py paths imported "
                                "before the run, registering own models/methods (files: relative to the YAML)")
     report_to: list[Literal["tensorboard", "mlflow"]] = Field(
         default_factory=list, description="experiment trackers that get every epoch and the summary (optional "
                                           "extras: pip install 'distill[tensorboard]' / 'distill[mlflow]')")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=INT64)
     task: Literal["classification", "regression"] = "classification"
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
@@ -290,3 +312,12 @@ class ExperimentConfig(Strict):
     search: SearchConfig | None = Field(None, description="hyperparameter search (distill search); runs ignore it")
     export: ExportConfig = Field(default_factory=ExportConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        # The name becomes one folder under runs/: no separators, no '..', no control characters.
+        if not value or len(value) > 100 or value in (".", "..") or re.search(r"[/\\\x00-\x1f\x7f]", value):
+            raise ValueError("a run name is one folder name of 1-100 characters, without '/', '\\', "
+                             "control characters or '..'")
+        return value

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from distill.config.schema import DataConfig
 from distill.data.bundle import DataBundle, load_data
 from distill.data.registry import DATASETS, is_text_dataset
+from distill.errors import ConfigError
 
 # The built-in text datasets, for code written before the registry; use is_text_dataset(name).
 TEXT_DATASETS = tuple(name for name in DATASETS if DATASETS.get(name).is_text)
@@ -27,9 +26,14 @@ def enclosing_run(checkpoint: Path) -> Path | None:
 
 
 def run_config(run_dir: Path | None) -> dict:
+    """A run's config.yaml as a dict; a corrupt or invalid file is a one-line error that names it."""
     if run_dir is None or not (run_dir / "config.yaml").is_file():
         return {}
-    return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    from distill.config.load import config_data, load_config
+
+    path = run_dir / "config.yaml"
+    load_config(path)  # validates: the error names the file and the key
+    return config_data(path)
 
 
 def is_text_config(run_dir: Path | None) -> bool:
@@ -62,10 +66,21 @@ def config_data(cfg: dict, data_root: str | None = None) -> DataBundle:
         section["text"] = {**(section.get("text") or {}), "transfer_set": None}
         if data_root:
             section["text"]["root"] = data_root
-        return load_data(DataConfig(**section), teacher_path=teacher_path(cfg))
+        return load_data(_data_config(section), teacher_path=teacher_path(cfg))
     if data_root:
         section["root"] = data_root
-    return load_data(DataConfig(**section))
+    return load_data(_data_config(section))
+
+
+def _data_config(section: dict) -> DataConfig:
+    from pydantic import ValidationError
+
+    from distill.config.load import format_validation_error
+
+    try:
+        return DataConfig(**section)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "data")) from None
 
 
 def run_data(run_dir: Path | None, data_root: str | None = None) -> DataBundle:

@@ -10,7 +10,7 @@ Each augmented sentence is built word by word from a training sentence:
   1..``max_ngram``) of the result is kept.
 
 The augmented sentences have no labels: they are marked with target -1 and get only the
-teacher's soft targets (the KD method skips the hard loss for them).
+teacher's soft targets (the trainer's label loss skips them, for every method).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from distill.checkpoint import load_tensors, model_weights
+from distill.checkpoint import load_checked, load_tensors, model_weights, non_finite
 from distill.config import load_config
 from distill.data.registry import dataset_spec, named_datasets
 from distill.data.run_data import config_data, enclosing_run, run_config
@@ -27,6 +27,19 @@ def which_data() -> str:
             f" or --dataset {{{','.join(named_datasets())}}}")
 
 
+def _spec_problem(spec) -> str | None:
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        return "it has no model description in its metadata"
+    shape, classes = spec.get("input_shape"), spec.get("num_classes")
+    if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+        return f"its input_shape {shape!r} is not a list of positive sizes"
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
+        return f"its num_classes {classes!r} is not a positive integer"
+    if not isinstance(spec.get("options", {}), dict):
+        return "its model options are not a mapping"
+    return None
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """A distill checkpoint's tensors and model description (name, options, input_shape, num_classes)."""
     tensors, meta = load_tensors(path)
@@ -37,16 +50,26 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
             f"{path} holds the weights of an own module ({spec['class']}) but not the registered model name "
             f"that rebuilds it; register its factory with @register_model('my_net'), train with "
             f"train_model(..., model_spec={{'name': 'my_net'}}) and pass --import MODULE")
-    if not spec or "name" not in spec:
-        raise CheckpointError(f"{path} has no model description in its metadata; it was not written by distill")
+    problem = _spec_problem(spec)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}; it was not written by distill (or was edited): "
+                              f"use a checkpoint from a run's checkpoints/ folder")
+    bad = non_finite(model_weights(tensors))
+    if bad:
+        raise CheckpointError(f"{path} holds NaN or infinite weights ({', '.join(bad[:3])}): it comes from a "
+                              f"diverged run; use an earlier checkpoint or train again with a lower learning rate")
     return tensors, spec
 
 
-def rebuild_model(tensors: dict[str, torch.Tensor], spec: dict, context: dict | None = None) -> nn.Module:
+def rebuild_model(tensors: dict[str, torch.Tensor], spec: dict, context: dict | None = None,
+                  path: str | Path = "the checkpoint") -> nn.Module:
     accepted = model_options(spec["name"]) if spec["name"] in MODELS.names() else {}
     options = {**{k: v for k, v in (context or {}).items() if k in accepted}, **spec.get("options", {})}
-    model = build_model(spec["name"], tuple(spec["input_shape"]), spec["num_classes"], **options)
-    model.load_state_dict(model_weights(tensors))
+    try:
+        model = build_model(spec["name"], tuple(spec["input_shape"]), spec["num_classes"], **options)
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: its recorded model cannot be built: {exc}") from None
+    load_checked(model, model_weights(tensors), path, spec, f"the {spec['name']} its metadata describes")
     return model
 
 
@@ -58,7 +81,7 @@ def load_checkpoint_model(path: str | Path, context: dict | None = None) -> tupl
     written before the experiment recorded them need it to rebuild a text student.
     """
     tensors, spec = read_checkpoint(path)
-    return rebuild_model(tensors, spec, context), spec
+    return rebuild_model(tensors, spec, context, path), spec
 
 
 def named_dataset_config(name: str, spec: dict) -> dict:
@@ -125,7 +148,7 @@ def evaluate_checkpoint(path: str | Path, data_root: str | None = None, split: s
     cfg, source = checkpoint_data_config(path, spec, config, dataset)
     data = config_data(cfg, data_root)
     check_fits(path, spec, data, source)
-    model = rebuild_model(tensors, spec, data.meta.get("model_context"))
+    model = rebuild_model(tensors, spec, data.meta.get("model_context"), path)
     part = data.test if split == "test" else data.val
     prepare = input_preparer(model, True)
     logits = predict(model, part.inputs, batch_size, prepare)

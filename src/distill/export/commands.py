@@ -23,6 +23,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     data = run_data(data_dir, args.data)
     model, spec = load_checkpoint_model(checkpoint, data.meta.get("model_context"))
     out = Path(args.out) if args.out else (run_dir or checkpoint.parent)
+    from distill.rundir import check_writable_folder
+
+    check_writable_folder(out)
     name = "student" if run_dir else checkpoint.stem.removesuffix("-best")
     report = export_model(model, data, out, name, args.quantize, args.opset, args.calibration_batches,
                           batch_size=args.batch, repeats=args.repeats, threads=args.threads or None)
@@ -97,7 +100,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                              f"at batch {args.batch}, threads: {threads}"), console))
     if args.json:
         write_report(Path(args.json), {"rows": rows, "skipped": failed})
-    return 1 if failed else 0
+    return 2 if failed else 0  # 2: bad input (the exit code of one-line errors); the rest was timed
 
 
 def torch_example(model, spec: dict, sequence: int | None = None):

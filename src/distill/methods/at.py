@@ -22,8 +22,9 @@ class AT(FeatureMethod):
 
     The official code is szagoruyko/attention-transfer (``cifar.py``: ``at(x)`` =
     normalize(x.pow(2).mean(1)), ``at_loss`` = (at(x) - at(y)).pow(2).mean(), the loss
-    ``distillation(...) + beta * sum(at_losses)`` with beta = 1e3); RepDistiller, mdistiller and
-    torchdistill use the same ``beta * sum``. Q is the normalised spatial attention map of an
+    ``distillation(...) + beta * sum(at_losses)`` with beta = 1e3, in the versions of commits 083a612
+    and 084890a); RepDistiller, mdistiller and torchdistill use the same ``beta * sum``. The paper's
+    Eq. 2 writes beta / 2 times a norm; the code's mean of squares is what its beta = 1e3 was tuned for. Q is the normalised spatial attention map of an
     (N, C, H, W) activation, so channel counts may differ; when spatial sizes differ the larger
     activation is average-pooled to the smaller (as RepDistiller). |A|^p is the paper's; for the
     default p = 2 it equals the code's x.pow(2). Label weight 1 (RepDistiller ``-r 1 -a 0 -b 1000``).

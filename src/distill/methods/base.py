@@ -7,13 +7,15 @@ heads) are picked up by the trainer's optimizer and checkpoint without extra wir
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from distill.errors import ConfigError
-from distill.registry import Registry, check_options
+from distill.options import OptionError, validate_options
+from distill.registry import Registry
 from distill.types import Batch, Needs, Outputs  # noqa: F401  (re-exported: the contract types)
 
 
@@ -44,6 +46,9 @@ class Method(nn.Module):
     def setup(self, student: Outputs, teacher: Outputs | None) -> None:
         """Called once with a probe batch's outputs before training (e.g. to size adapters)."""
 
+    def setup_data(self, targets: Tensor | None) -> None:
+        """Called once before training with the training set's targets (None when the batches do not hold them)."""
+
     def start_epoch(self, epoch: int) -> None:
         """Called by the trainer before each training epoch (0-based), e.g. for an epoch-based warm-up."""
 
@@ -73,11 +78,11 @@ def renamed_label_option(cls: type[Method], options: dict[str, Any]) -> str | No
     return next((old for old, new in cls.renamed_options.items() if new == "label_weight" and old in options), None)
 
 
-def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
-    """The registered method ``name`` built with ``options``; options of older configs are read under their new name.
+def check_method_options(name: str, options: dict[str, Any] | None,
+                         where: str | None = None) -> tuple[dict[str, Any], float | None]:
+    """(the options validated against the method's signature, the label weight an older option gave).
 
-    An older config's label-weight option (kd's ``beta``, the feature methods' ``hard_weight``) becomes the
-    method's ``label_weight``, so ``distill: {method: kd, options: {beta: 0.1}}`` still means what it meant.
+    Options of older configs are read under their new name first (see ``renamed_options``).
     """
     cls = METHODS.get(name)
     options = dict(options or {})
@@ -87,13 +92,30 @@ def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
             continue
         value = options.pop(old)
         if new == "label_weight":
-            label_weight = float(value)
+            label_weight = validate_options("method", name, _label_weight, {"label_weight": value},
+                                            where)["label_weight"]
         elif new in options:
             raise ConfigError(f"method '{name}': option '{old}' is now called '{new}'; give only '{new}'")
         else:
             options[new] = value
-    check_options("method", name, options, method_options(cls))
-    method = cls(**options)
+    return validate_options("method", name, cls, options, where), label_weight
+
+
+def _label_weight(label_weight: Annotated[float, Field(ge=0)] = 1.0) -> None:
+    """The declaration of an older config's label-weight option (kd's beta, hard_weight)."""
+
+
+def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
+    """The registered method ``name`` built with ``options``; options of older configs are read under their new name.
+
+    An older config's label-weight option (kd's ``beta``, the feature methods' ``hard_weight``) becomes the
+    method's ``label_weight``, so ``distill: {method: kd, options: {beta: 0.1}}`` still means what it meant.
+    """
+    options, label_weight = check_method_options(name, options)
+    try:
+        method = METHODS.get(name)(**options)
+    except ValueError as exc:  # a method's own check of its options: the user's to fix
+        raise OptionError(f"method '{name}': {' '.join(str(exc).split())}") from None
     if label_weight is not None:
         method.label_weight = label_weight
     return method

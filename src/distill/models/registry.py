@@ -8,7 +8,9 @@ from typing import Any
 
 from torch import nn
 
-from distill.registry import Registry, check_options
+from distill.errors import ConfigError
+from distill.options import OptionError, validate_options
+from distill.registry import Registry
 
 ModelFactory = Callable[..., nn.Module]
 MODELS: Registry[ModelFactory] = Registry("model")
@@ -28,10 +30,29 @@ def model_options(name: str) -> dict[str, Any]:
     }
 
 
+def check_model_options(name: str, options: dict[str, Any], where: str | None = None) -> dict[str, Any]:
+    """The options validated against the factory's signature (see distill/options.py); one-line errors.
+
+    ``num_classes`` may be given too (a config overriding the data's class count): a positive integer.
+    """
+    options = dict(options)
+    classes = options.pop("num_classes", None)
+    checked = validate_options("model", name, MODELS.get(name), options, where)
+    if classes is not None:
+        if not isinstance(classes, int) or isinstance(classes, bool) or not 1 <= classes <= 1 << 20:
+            raise ConfigError(f"{where or f'model {name!r}'}: 'num_classes': expected a positive integer, "
+                              f"got {classes!r}")
+        checked["num_classes"] = classes
+    return checked
+
+
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **options: Any) -> nn.Module:
     factory = MODELS.get(name)
-    check_options("model", name, options, model_options(name))
-    return factory(input_shape=tuple(input_shape), num_classes=num_classes, **options)
+    options = check_model_options(name, options)
+    try:
+        return factory(input_shape=tuple(input_shape), num_classes=num_classes, **options)
+    except ValueError as exc:  # a factory's own check of its options: the user's to fix
+        raise OptionError(f"model '{name}': {' '.join(str(exc).split())}") from None
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
@@ -25,6 +27,10 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from distill.errors import ConfigError
 from distill.models import hf
 from distill.models.registry import register_model
+from distill.options import OptionalSize, Probability, Size, Sizes
+
+PadId = Annotated[int | None, Field(ge=0, le=1 << 20)]
+Layers = Annotated[int, Field(ge=1, le=64)]
 
 
 def make_embedding(vocab_size: int | None, embedding_dim: int | None, pad_id: int | None,
@@ -37,13 +43,22 @@ def make_embedding(vocab_size: int | None, embedding_dim: int | None, pad_id: in
                               f"(the teacher's), got {embedding_dim}")
         if vocab_size not in (None, weight.shape[0]):
             raise ConfigError(f"vocab_size {vocab_size} differs from the teacher's {weight.shape[0]}")
+        _check_pad(pad_id, weight.shape[0])
         emb = nn.Embedding.from_pretrained(weight, freeze=freeze, padding_idx=pad_id)
     else:
         if vocab_size is None:
             vocab_size = hf.load_config(teacher_path).vocab_size
+        _check_pad(pad_id, vocab_size)
         emb = nn.Embedding(vocab_size, embedding_dim or 300, padding_idx=pad_id)
         emb.weight.requires_grad_(not freeze)
     return emb, pad_id
+
+
+def _check_pad(pad_id: int | None, vocab_size: int) -> None:
+    # the vocabulary size is known only here (the teacher's tokenizer), so this cannot be declared
+    if pad_id is not None and not 0 <= pad_id < vocab_size:
+        raise ConfigError(f"pad_id {pad_id} is not a token id of the {vocab_size}-word vocabulary; "
+                          f"leave pad_id unset (the tokenizer's) or give one below vocab_size")
 
 
 def _pad_id(pad_id: int | None, teacher_path: str | None) -> int:
@@ -159,9 +174,9 @@ class TextCNN(nn.Module):
 
 
 @register_model("bilstm")
-def bilstm(input_shape: tuple[int, ...], num_classes: int, hidden: int = 300, fc: int = 400,
-           dropout: float = 0.1, embedding_dim: int | None = None, init_embeddings_from_teacher: bool = True,
-           freeze_embeddings: bool = False, vocab_size: int | None = None, pad_id: int | None = None,
+def bilstm(input_shape: tuple[int, ...], num_classes: int, hidden: Size = 300, fc: Size = 400,
+           dropout: Probability = 0.1, embedding_dim: OptionalSize = None, init_embeddings_from_teacher: bool = True,
+           freeze_embeddings: bool = False, vocab_size: OptionalSize = None, pad_id: PadId = None,
            teacher_path: str | None = None) -> nn.Module:
     """BiLSTM sentence classifier (Tang et al. 2019's student)."""
     pad = _pad_id(pad_id, teacher_path)
@@ -171,10 +186,10 @@ def bilstm(input_shape: tuple[int, ...], num_classes: int, hidden: int = 300, fc
 
 
 @register_model("textcnn")
-def textcnn(input_shape: tuple[int, ...], num_classes: int, kernel_sizes: Sequence[int] = (3, 4, 5),
-            filters: int = 100, dropout: float = 0.5, embedding_dim: int | None = None,
+def textcnn(input_shape: tuple[int, ...], num_classes: int, kernel_sizes: Sizes = (3, 4, 5),
+            filters: Size = 100, dropout: Probability = 0.5, embedding_dim: OptionalSize = None,
             init_embeddings_from_teacher: bool = True, freeze_embeddings: bool = False,
-            vocab_size: int | None = None, pad_id: int | None = None, teacher_path: str | None = None) -> nn.Module:
+            vocab_size: OptionalSize = None, pad_id: PadId = None, teacher_path: str | None = None) -> nn.Module:
     """Kim (2014) CNN: 1-D convolutions of widths ``kernel_sizes``, max over time, dropout, linear."""
     pad = _pad_id(pad_id, teacher_path)
     emb, _ = make_embedding(vocab_size, embedding_dim, pad, teacher_path, init_embeddings_from_teacher,
@@ -198,9 +213,9 @@ def truncated_encoder(teacher: nn.Module, layers: Sequence[int]) -> nn.Module:
 
 
 @register_model("text_transformer")
-def text_transformer(input_shape: tuple[int, ...], num_classes: int, layers: int = 2,
-                     init_from_teacher: dict | None = None, hidden_size: int | None = None,
-                     heads: int | None = None, intermediate_size: int | None = None, dropout: float = 0.1,
+def text_transformer(input_shape: tuple[int, ...], num_classes: int, layers: Layers = 2,
+                     init_from_teacher: dict[str, list[int]] | None = None, hidden_size: OptionalSize = None,
+                     heads: OptionalSize = None, intermediate_size: OptionalSize = None, dropout: Probability = 0.1,
                      freeze_embeddings: bool = False, teacher_path: str | None = None) -> nn.Module:
     """A 1-3 layer transformer of the teacher's kind; ``init_from_teacher: {layers: [...]}`` copies layers."""
     if init_from_teacher is not None:

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Annotated
 
+from pydantic import Field
 from torch import Tensor, nn
 
 from distill.models.registry import register_model
+from distill.options import Count, Probability, Size, Sizes, check
+
+# Declared constraints (see distill/options.py): checked before a model is built.
+Depth = Annotated[int, check(lambda d: d >= 8 and (d - 2) % 6 == 0, "resnet depth must be 6n+2 (8, 14, 20, 32, ...)")]
+Width = Annotated[float, Field(gt=0, le=64, description="channel multiplier")]
 
 
 @register_model("mlp")
 def mlp(
     input_shape: tuple[int, ...],
     num_classes: int,
-    hidden: Sequence[int] = (256, 128),
-    dropout: float = 0.0,
+    hidden: Sequence[Size] = (256, 128),
+    dropout: Probability = 0.0,
 ) -> nn.Module:
     """Multi-layer perceptron on the flattened input: Linear+ReLU per hidden width, then a linear head."""
     layers: list[nn.Module] = [nn.Flatten()]
@@ -77,10 +84,10 @@ class CNN(nn.Module):
 def cnn(
     input_shape: tuple[int, ...],
     num_classes: int,
-    channels: Sequence[int] = (32, 64, 128),
-    convs_per_stage: int = 1,
-    hidden: int = 0,
-    dropout: float = 0.0,
+    channels: Sizes = (32, 64, 128),
+    convs_per_stage: Annotated[int, Field(ge=1, le=64)] = 1,
+    hidden: Count = 0,
+    dropout: Probability = 0.0,
     flatten: bool = False,
 ) -> nn.Module:
     """Plain CNN: stages of 3x3 conv-BN-ReLU, max-pooled between stages, then a linear head."""
@@ -134,13 +141,13 @@ class ResNet(nn.Module):
 
 
 @register_model("resnet")
-def resnet(input_shape: tuple[int, ...], num_classes: int, depth: int = 20, width: float = 1.0) -> nn.Module:
+def resnet(input_shape: tuple[int, ...], num_classes: int, depth: Depth = 20, width: Width = 1.0) -> nn.Module:
     """CIFAR-style ResNet (He et al. 2016) of any depth 6n+2."""
     return ResNet(input_shape[0], num_classes, depth, width)
 
 
 def _named_resnet(depth: int):
-    def factory(input_shape: tuple[int, ...], num_classes: int, width: float = 1.0) -> nn.Module:
+    def factory(input_shape: tuple[int, ...], num_classes: int, width: Width = 1.0) -> nn.Module:
         return ResNet(input_shape[0], num_classes, depth, width)
 
     factory.__doc__ = f"ResNet-{depth} for small images."

@@ -28,12 +28,25 @@ def build_from_spec(spec: ModelConfig, data: DataBundle, seed: int) -> nn.Module
     torch.manual_seed(seed)  # baseline and distilled student start from the same weights
     options = {**data_context(spec, data), **spec.options}
     num_classes = options.pop("num_classes", data.num_classes)
-    return build_model(spec.name, data.input_shape, num_classes, **options)
+    try:
+        return build_model(spec.name, data.input_shape, num_classes, **options)
+    except (ValueError, AssertionError, RuntimeError, TypeError, IndexError) as exc:
+        # the options are valid one by one (checked before) but do not make a model for this data
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CompatibilityError(f"model '{spec.name}' cannot be built for {data.name} (inputs "
+                                 f"{tuple(data.input_shape)}, {num_classes} outputs) with options {spec.options}: "
+                                 f"{first}") from None
 
 
 def check_compatible(teacher: nn.Module, student: nn.Module, data: DataBundle) -> None:
     """Refuse teacher/student pairs whose outputs differ, before any training starts."""
     probe = data.val.inputs[:2]
+    for role, model in (("teacher", teacher), ("student", student)):
+        reads_ids = any(isinstance(m, nn.Embedding) for m in model.modules())
+        if reads_ids and probe.is_floating_point():
+            raise CompatibilityError(
+                f"the {role} is a text model (it reads token ids) but {data.name} gives real-valued inputs of "
+                f"shape {tuple(probe.shape[1:])}; use a text dataset (sst2, trec, text_files) or an image model")
     with torch.no_grad():
         shapes = {}
         for role, model in (("teacher", teacher), ("student", student)):
@@ -41,9 +54,11 @@ def check_compatible(teacher: nn.Module, student: nn.Module, data: DataBundle) -
             model.eval()
             try:
                 shapes[role] = tuple(model(probe).shape)
-            except RuntimeError as exc:
+            except Exception as exc:  # any failure of the forward pass on this data is a misfit, said in one line
+                kind = "token ids" if not probe.is_floating_point() else "inputs"
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
                 raise CompatibilityError(
-                    f"the {role} cannot take inputs of shape {tuple(probe.shape[1:])}: {str(exc).splitlines()[0]}"
+                    f"the {role} cannot take {kind} of shape {tuple(probe.shape[1:])} ({data.name}): {first}"
                 ) from None
             finally:
                 model.train(was_training)

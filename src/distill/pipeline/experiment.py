@@ -12,6 +12,7 @@ import torch
 from rich.console import Console
 
 from distill import distributed as dist
+from distill import preflight, rundir
 from distill.config.load import dump_config
 from distill.config.schema import ExperimentConfig
 from distill.data.bundle import load_data
@@ -35,7 +36,7 @@ from distill.report.summary import gap_recovered, print_summary, write_summary
 from distill.terminal import output_console
 from distill.train.environment import run_environment
 from distill.train.progress import NullProgress, RichProgress
-from distill.train.trackers import EPOCH_CALLBACKS, open_trackers
+from distill.train.trackers import EPOCH_CALLBACKS, check_trackers, open_trackers
 from distill.train.trainer import MetricsLog
 
 
@@ -49,8 +50,10 @@ class Experiment:
     """What every stage reads: the config, run folder, device, data, metrics log, progress and console."""
 
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, resume: bool = False, console: Console | None = None,
-                 quiet: bool = False, callbacks=None):
-        self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
+                 quiet: bool = False, callbacks=None, overwrite: bool = False, check_only: bool = False):
+        self.cfg, self.run_dir, self.resume, self.overwrite = cfg, Path(run_dir), resume, overwrite
+        self.check_only = check_only  # stop once config, data and models have been checked
+        self.lock = None
         self.console = console or Console(stderr=True, quiet=quiet)
         self.progress = NullProgress() if quiet else RichProgress(self.console)
         self.callbacks = [*(callbacks or []), *EPOCH_CALLBACKS]  # the latter: @distill.on_epoch in imports
@@ -80,6 +83,7 @@ class Experiment:
     def setup(self) -> None:
         cfg = self.cfg
         self.check_names()
+        preflight.check_config(cfg)
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
         else:
@@ -90,22 +94,19 @@ class Experiment:
         self.run_dir = Path(dist.broadcast_object(str(self.run_dir)))  # ranks may have named it apart
         if not dist.is_main():
             self.console.quiet, self.progress = True, NullProgress()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.resume:
             check_same_config(self.run_dir, cfg)
+        if dist.is_main():  # nothing is written before the config and the data have been checked
+            rundir.check_out_folder(self.run_dir, self.resume, self.overwrite)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
-        if dist.is_main():
-            atomic_write_text(self.run_dir / "config.yaml", dump_config(cfg))
-            self.trackers = open_trackers(cfg.report_to, self.run_dir, cfg.model_dump(mode="json"))
-            self.callbacks.extend(self.trackers)
-            if not self.resume and self.metrics.path.exists():
-                self.metrics.path.unlink()
+        check_trackers(cfg.report_to)  # a missing tensorboard/mlflow package stops the run before anything is written
 
         self.console.print(f"[bold]distill[/bold] run folder: {self.run_dir}")
         self.data = data = load_data(cfg.data, teacher_path=cfg.teacher.model.options.get("path"))
         self.data.train.inputs = data.train.inputs.to(self.device)
         self.data.train.targets = data.train.targets.to(self.device)
         self.console.print(f"data: {data.name}, train {len(data.train)}, val {len(data.val)}, test {len(data.test)}")
+        preflight.check_data(cfg, data)
 
     def run(self) -> dict:
         self.setup()
@@ -114,7 +115,27 @@ class Experiment:
         student = build_from_spec(cfg.student.model, data, cfg.seed)
         check_compatible(teacher, student, data)
         method = method_from_config(cfg.distill)  # config errors before any training
+        if self.check_only:
+            if cfg.distill.mode == "offline":  # the other modes probe their pairs as they train them
+                st.check_pair(self, teacher, student, method)
+            self.console.print("check: the config, the data and the models fit together; nothing was written")
+            return {}
+        self.open_run_dir()
         return self.finish(run_mode(cfg.distill.mode, self, teacher, student, method))
+
+    def open_run_dir(self) -> None:
+        """Lock, tidy and start the run folder (see distill/rundir.py) once everything has been checked."""
+        if dist.is_main():
+            self.lock = rundir.open_run_folder(self.run_dir, self.resume, self.overwrite)
+            atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if dist.is_main():
+            self.trackers = open_trackers(self.cfg.report_to, self.run_dir, self.cfg.model_dump(mode="json"))
+            self.callbacks.extend(self.trackers)
+
+    def close(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
     def finish(self, stages: dict[str, Stage]) -> dict:
         if not dist.is_main():
@@ -180,10 +201,13 @@ class Experiment:
 
 
 def run_experiment(cfg: ExperimentConfig, out: Path | None = None, resume: bool = False, quiet: bool = False,
-                   callbacks=None) -> dict:
+                   callbacks=None, overwrite: bool = False, check_only: bool = False) -> dict:
     if out is None:
         out = latest_run_dir(cfg) if resume else new_run_dir(cfg)
+    experiment = Experiment(cfg, Path(out), resume=resume, quiet=quiet, callbacks=callbacks, overwrite=overwrite,
+                            check_only=check_only)
     try:
-        return Experiment(cfg, Path(out), resume=resume, quiet=quiet, callbacks=callbacks).run()
+        return experiment.run()
     finally:
+        experiment.close()
         dist.teardown()

@@ -35,12 +35,25 @@ def read_metrics(path: Path) -> list[dict]:
     return records
 
 
+def read_json(path: Path, kind: type = dict):
+    """A JSON file that must hold an object (or ``kind``); a torn or wrong file is a one-line error."""
+    try:
+        value = json.loads(path.read_text(errors="replace"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"report: {path} is not valid JSON (line {exc.lineno}: {exc.msg}); it may have been cut "
+                          f"short by a killed run: run it again (--resume) to rewrite it") from None
+    if not isinstance(value, kind):
+        raise ConfigError(f"report: {path} holds a JSON {type(value).__name__}, not the "
+                          f"{'object' if kind is dict else 'list'} distill writes; was it edited?")
+    return value
+
+
 def read_search(folder: Path) -> dict | None:
     meta_path, trials_path = folder / "search.json", folder / "trials.json"
     if not trials_path.is_file():
         return None
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    return {**meta, "trials": json.loads(trials_path.read_text())}
+    meta = read_json(meta_path) if meta_path.is_file() else {}
+    return {**meta, "trials": read_json(trials_path, list)}
 
 
 def load_run(folder: str | Path) -> RunData:
@@ -55,7 +68,7 @@ def load_run(folder: str | Path) -> RunData:
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file() and search is None:
         raise ConfigError(f"report: {folder} has no summary.json (is the run finished?) and no search results")
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary = read_json(summary_path) if summary_path.is_file() else {}
     config_path = run_dir / "config.yaml"
     return RunData(folder, summary, read_metrics(run_dir / "metrics.jsonl"),
                    config_path.read_text() if config_path.is_file() else "", search)

@@ -7,6 +7,7 @@ import argparse
 from rich.console import Console
 
 from distill.errors import ConfigError
+from distill.export.commands import _at_least
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -19,6 +20,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from distill.search.study import default_folder, run_search
 
     cfg = load_config(args.config, args.set)
+    from distill.preflight import check_config
+
+    check_config(cfg, args.config)
     folder = args.out or default_folder(cfg)
     try:
         meta = run_search(cfg, folder, trials=args.trials, sampler=args.sampler, storage=args.storage,
@@ -42,7 +46,7 @@ def add_commands(sub) -> None:
                         description="Search the config's search.space with Optuna; each trial is a distill run "
                                     "scored on the validation split. Re-running the command resumes the search.")
     se.add_argument("config", help="experiment YAML with a search: block (see examples/search.yaml)")
-    se.add_argument("--trials", type=int, help="finished trials to reach (default search.trials, 20, or the grid)")
+    se.add_argument("--trials", type=_at_least(1), help="finished trials to reach (default search.trials, 20, or the grid)")
     se.add_argument("--sampler", choices=["grid", "random", "tpe"], help="default search.sampler (tpe)")
     se.add_argument("--storage", metavar="URL",
                     help="Optuna storage URL (any SQLAlchemy URL, e.g. postgresql://user@host/db; default sqlite in "

@@ -62,9 +62,20 @@ def check_space(cfg: ExperimentConfig) -> None:
     space = cfg.search.space if cfg.search else {}
     if not space:
         raise ConfigError("search: the config has no search.space; see examples/search.yaml")
+    from distill.preflight import check_config
+
     for name, spec in space.items():
-        try:
-            trial_cfg = with_params(cfg, {name: sample_value(spec)})
-            build_method(trial_cfg.distill.method, trial_cfg.distill.options)
-        except ConfigError as exc:
-            raise ConfigError(f"search.space.{name}: {exc}") from None
+        for value in bounds(spec):  # both ends of a range, every choice: typed like any config value
+            try:
+                trial_cfg = with_params(cfg, {name: value})
+                check_config(trial_cfg, "trial")
+                build_method(trial_cfg.distill.method, trial_cfg.distill.options)
+            except ConfigError as exc:
+                raise ConfigError(f"search.space.{name} = {value!r}: {exc}") from None
+
+
+def bounds(spec: ParamSpec) -> list:
+    if spec.choices is not None:
+        return list(spec.choices)
+    cast = int if spec.type == "int" else float
+    return [cast(spec.low), cast(spec.high)]

@@ -17,16 +17,23 @@ import torch
 from torch import Tensor, nn
 
 from distill import distributed as dist
-from distill.checkpoint import flatten_optimizer, load_tensors, save_tensors, unflatten_optimizer
+from distill.checkpoint import (
+    flatten_optimizer,
+    load_checked,
+    load_tensors,
+    save_tensors,
+    unflatten_optimizer,
+)
 from distill.config.schema import TrainConfig
 from distill.data.batches import BatchSource
-from distill.errors import ConfigError, NonFiniteLossError
+from distill.errors import CheckpointError, ConfigError, NonFiniteLossError
 from distill.io import atomic_write_text
 from distill.knowledge.taps import Taps
 from distill.methods.base import Method
 from distill.models.predict import input_preparer, predict, uses_conv  # noqa: F401  (input_preparer: old home)
+from distill.rundir import append_missing_records
 from distill.train.fast import autocast, compiled, grad_scaler
-from distill.train.label_loss import label_loss
+from distill.train.label_loss import label_loss, labelled_rows
 from distill.train.progress import NullProgress
 from distill.train.running_loss import RunningLoss
 from distill.train.schedule import build_optimizer, learning_rate
@@ -78,6 +85,7 @@ class TrainStep(nn.Module):
         self.prepare, self.device, self.precision = prepare, device, precision
         self.task, self.label_weight = task, label_weight
         self.taps: Taps | None = None
+        self.all_labelled = False  # set by the trainer from the training set: no per-step label mask then
 
     def forward(self, batch: Batch, teacher: Outputs | None) -> dict[str, Tensor]:
         with autocast(self.device, self.precision):
@@ -91,7 +99,7 @@ class TrainStep(nn.Module):
                     f"method's label_weight to 0")
             if self.label_weight:  # the one label term, owned here for every method (train/label_loss.py)
                 label = label_loss(logits, batch.targets, self.task, self.method.label_loss,
-                                   self.method.label_smoothing)
+                                   self.method.label_smoothing, all_labelled=self.all_labelled)
                 losses = {"label": self.label_weight * label, **losses}
             return {k: v.float() for k, v in losses.items()}
 
@@ -186,18 +194,26 @@ class Trainer:
         if path is None or not path.is_file():
             return None
         tensors, meta = load_tensors(path)
-        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        if "trainer_state" not in meta or "optimizer" not in meta:
+            raise CheckpointError(f"--resume: {path} is not a resume checkpoint (no trainer state); delete it "
+                                  f"to train {self.name} again")
+        spec = meta.get("model")
+        load_checked(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path, spec,
+                     f"the {self.name} of this config")
         method_state = {k[7:]: v for k, v in tensors.items() if k.startswith("method.")}
         if method_state:
-            self.method.load_state_dict(method_state)
+            load_checked(self.method, method_state, path, spec, f"the {self.name}'s method parts")
         self.optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))
-        return meta["trainer_state"]
+        state = meta["trainer_state"]
+        if dist.is_main():  # an epoch whose checkpoint was written but whose metrics line was not (a kill)
+            append_missing_records(self.metrics_log.path, self.name, state.get("history", []))
+        return state
 
     def load_best(self) -> None:
         path = self._path("best")
         if path is not None and path.is_file():
-            tensors, _ = load_tensors(path)
-            self.model.load_state_dict(tensors)
+            tensors, meta = load_tensors(path)
+            load_checked(self.model, tensors, path, meta.get("model"), f"the {self.name} of this config")
 
     # -- training ------------------------------------------------------------------------------
     def _parameters(self) -> list[nn.Parameter]:
@@ -230,12 +246,24 @@ class Trainer:
         if bad is None:
             return
         bad_step, value, terms = bad
-        terms_text = ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
-        kept = f"; the last good checkpoint is kept in {self.checkpoint_dir}" if self.checkpoint_dir else ""
-        raise NonFiniteLossError(
-            f"{self.name}: loss became {value} at epoch {epoch + 1}, step {bad_step + 1} ({terms_text}){kept}; "
-            f"lower the learning rate (now {self.cfg.lr}) or set train.grad_clip"
-        )
+        raise NonFiniteLossError(self._divergence(value, terms, epoch, bad_step))
+
+    def _divergence(self, total: float, values: dict[str, float], epoch: int, step: int) -> str:
+        """What the NaN guard says: the term to blame, and what is on disk (only what really is)."""
+        worst = next((k for k, v in values.items() if not math.isfinite(v)),
+                     max(values, key=lambda k: abs(values[k]), default="loss"))
+        terms = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+        last = self._path("last")
+        if last is not None and last.is_file():
+            done = json.loads((self.checkpoint_dir / f"{self.name}-trainer-state.json").read_text()).get("epoch", "?") \
+                if (self.checkpoint_dir / f"{self.name}-trainer-state.json").is_file() else "?"
+            kept = f"; the last good checkpoint (epoch {done}) is {last}"
+        else:
+            kept = f"; no checkpoint of {self.name} was written (it diverged in its first epoch)"
+        weight = "" if worst in ("hard", "label", "ce", "supervised", "loss") else f"lower the weight of '{worst}', "
+        return (f"{self.name}: loss became {total} at epoch {epoch + 1}, step {step + 1}: the largest term is "
+                f"'{worst}' ({terms}){kept}; {weight}lower the learning rate (now {self.cfg.lr}) "
+                f"or set train.grad_clip")
 
     def validate(self, inputs: Tensor, targets: Tensor) -> dict[str, float]:
         logits = predict(self.model, inputs.to(self.device), self.eval_batch_size, self.prepare)
@@ -247,6 +275,7 @@ class Trainer:
 
     def fit(self, train: BatchSource, val_inputs: Tensor, val_targets: Tensor, resume: bool = False) -> FitResult:
         cfg = self.cfg
+        self.method.setup_data(getattr(train, "targets", None))  # before a resume loads sized buffers
         self._probe(val_inputs)
         self.optimizer = build_optimizer(self._param_groups(), cfg)
         steps_per_epoch = len(train)
@@ -260,7 +289,11 @@ class Trainer:
                              state["seconds"])
         student_taps = Taps(self.model, self.needs.student_modules, "student") if self.needs.student_modules else None
         self.step_module = self._joint_module()
-        getattr(self.step_module, "module", self.step_module).taps = student_taps
+        step = getattr(self.step_module, "module", self.step_module)
+        step.taps = student_taps
+        # One look at the whole training set (one host sync per fit) instead of a label mask per step.
+        targets = getattr(train, "targets", None)
+        step.all_labelled = isinstance(targets, Tensor) and bool(labelled_rows(targets).all())
         try:
             for epoch in range(state["epoch"], cfg.epochs):
                 state = self._run_epoch(epoch, train, steps_per_epoch, state, student_taps, val_inputs, val_targets)
