@@ -121,10 +121,19 @@ PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", 
 def check_trackers(names: list[str]) -> None:
     """Each tracker's package is installed (checked without importing it), or a one-line error."""
     import importlib.util
+    import sys
+
+    def available(module: str) -> bool:
+        if module in sys.modules:  # imported already (or blocked: None)
+            return sys.modules[module] is not None
+        try:
+            return importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            return False
 
     for name in names:
         module, extra = PACKAGES[name]
-        if importlib.util.find_spec(module) is None:
+        if not available(module):
             raise ConfigError(f"report_to: {name} needs the {module} package: pip install 'distill[{extra}]'")
 
 
