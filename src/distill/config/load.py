@@ -100,8 +100,6 @@ def import_config_modules(imports: Any, base_dir: Path | None, source: str) -> l
     """Import the config's ``imports:`` list; file paths are stored absolute, so a saved config reloads."""
     from distill.plugins import import_user_code, resolve_import
 
-    if isinstance(imports, str):
-        imports = [imports]
     if not isinstance(imports, list) or not all(isinstance(i, str) for i in imports):
         raise ConfigError(f"{source}: 'imports' is a list of module names or .py paths, got {imports!r}")
     import_user_code(imports, base_dir)

@@ -88,10 +88,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 raise ConfigError(f"{path}: distill bench takes .onnx or .safetensors files")
         except DistillError as exc:
             failed.append(str(exc))
-            Console(stderr=True).print(f"[bold red]skipped:[/bold red] {escape(str(exc))}", highlight=False,
-                                       soft_wrap=True)
-    if not rows:
-        raise ConfigError(f"none of the {len(args.models)} model file(s) could be timed (reasons above)")
+    if not rows:  # nothing to show: one line, the file's own error (or each file's, joined)
+        raise ConfigError(failed[0] if len(failed) == 1 else
+                          f"none of the {len(failed)} model files could be timed: " + "; ".join(failed))
+    for message in failed:  # the others were timed; say why these were not
+        Console(stderr=True).print(f"[bold red]skipped:[/bold red] {escape(message)}", highlight=False,
+                                   soft_wrap=True)
     threads = args.threads or "default"
     from distill.terminal import fit_table, output_console
 
