@@ -38,11 +38,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from distill.pipeline.run_folder import new_run_dir
 
     cfg = load_config(args.config, args.set)
-    record_cli_imports(cfg, args)
     if is_empty_config(args.config):
         Console(stderr=True).print(f"note: {escape(args.config)} is empty, so every setting is its default: the "
                                    f"full Fashion-MNIST experiment (see examples/ for configs)", highlight=False,
                                    soft_wrap=True)
+    record_cli_imports(cfg, args)
     # Said before torch is imported (seconds on a busy machine), so the user sees the config was read.
     Console(stderr=True, quiet=args.quiet or os.environ.get("RANK", "0") != "0").print(
         f"[bold]distill[/bold] run {args.config}: {cfg.name}, mode {cfg.distill.mode}, method {cfg.distill.method}",
@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         Console(stderr=True, highlight=False).print(f"\ninterrupted; resume with:\n  {resume_command(args, out)}",
                                                     soft_wrap=True)
-        return 130
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -87,6 +87,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             else:
                 raise ConfigError(f"{path}: distill bench takes .onnx or .safetensors files")
         except DistillError as exc:
+            if len(args.models) == 1:
+                raise  # the only file: its reason is the one-line error
             failed.append(str(exc))
     if not rows:  # nothing to show: one line, the file's own error (or each file's, joined)
         raise ConfigError(failed[0] if len(failed) == 1 else

@@ -129,7 +129,7 @@ class Experiment:
             self.lock = rundir.open_run_folder(self.run_dir, self.resume, self.overwrite)
             atomic_write_text(self.run_dir / "config.yaml", dump_config(self.cfg))
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if dist.is_main():
+        if dist.is_main():  # trackers write into the run folder, so they open once it is ours
             self.trackers = open_trackers(self.cfg.report_to, self.run_dir, self.cfg.model_dump(mode="json"))
             self.callbacks.extend(self.trackers)
 
