@@ -41,6 +41,19 @@ PLUGIN = textwrap.dedent('''
 ''')
 
 
+@pytest.fixture(autouse=True)
+def _restore_registries():
+    """Names a test's plugin registers are removed afterwards (other tests compare the registries)."""
+    from distill.data.registry import DATASETS
+    from distill.methods import METHODS
+
+    saved = {registry: dict(registry._items) for registry in (MODELS, METHODS, DATASETS)}
+    yield
+    for registry, items in saved.items():
+        registry._items.clear()
+        registry._items.update(items)
+
+
 def write_plugin(folder: Path, name: str) -> Path:
     path = folder / f"{name}.py"
     path.write_text(PLUGIN.format(name=name))
@@ -142,7 +155,7 @@ def test_evaluate_and_bench_on_checkpoints_of_own_modules(tmp_path, capsys):
     rc = cli.main(["bench", str(plain), str(named), "--repeats", "2", "--batch", "4", "--json", "bench.json",
                    "--import", str(plugin)])
     out = capsys.readouterr()
-    assert rc == 1 and "skipped" in out.err and "own module" in out.err
+    assert rc == 2 and "skipped" in out.err and "own module" in out.err
     rows = json.loads(Path("bench.json").read_text())["rows"]
     assert [r["model"] for r in rows] == [str(named)]
 

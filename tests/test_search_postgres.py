@@ -122,7 +122,7 @@ def test_missing_driver_is_one_line(monkeypatch, capsys):
 
     args = ["search", str(ROOT / "examples" / "search.yaml"), "--storage", "postgresql://u@127.0.0.1:1/db",
             "--trials", "1"]
-    assert main(args) == 1
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert "database driver 'psycopg" in err and "is not installed" in err and "distill[search]" in err
     assert "Traceback" not in err

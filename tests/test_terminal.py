@@ -124,7 +124,7 @@ def test_files_get_full_lines_plain_tables_and_rendered_docstrings(capsys):
     out = capsys.readouterr().out
     assert "``" not in out and "widths kernel_sizes" in out
     assert any(len(line) > 100 for line in out.splitlines())  # not wrapped at 80 columns
-    assert "kernel_sizes (Sizes, default [3, 4, 5]): widths of the 1-D convolutions" in out
+    assert "kernel_sizes (list of int >= 1, default [3, 4, 5]): widths of the 1-D convolutions" in out
     summary = {"name": "run", "dataset": "d", "method": "kd", "models": {
         "teacher": {"accuracy": 0.9, "params": 100, "size_bytes": 1024, "latency_ms_b1": 0.1, "latency_ms_b256": 1.0}}}
     print_summary(summary, output_console())

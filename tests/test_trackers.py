@@ -48,6 +48,7 @@ def test_trackers_get_every_epoch_and_the_summary(tmp_path, monkeypatch, fashion
     board.SummaryWriter = FakeWriter
     calls: list = []
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", board)
+    monkeypatch.setitem(sys.modules, "tensorboard", types.ModuleType("tensorboard"))
     monkeypatch.setitem(sys.modules, "mlflow", fake_mlflow(calls))
     summary = run_experiment(tiny_config(extra=["report_to=[tensorboard, mlflow]"]), tmp_path / "run", quiet=True)
 
@@ -71,10 +72,13 @@ def test_trackers_get_every_epoch_and_the_summary(tmp_path, monkeypatch, fashion
     assert ("artifact", str(tmp_path / "run" / "summary.json")) in calls
 
 
-def test_a_missing_tracker_package_is_a_one_line_error(monkeypatch):
+def test_a_missing_tracker_package_is_a_one_line_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "mlflow", None)  # import mlflow raises ImportError
     with pytest.raises(ConfigError, match=r"pip install 'distill\[mlflow\]'"):
         trackers.open_trackers(["mlflow"], ".", {})
+    with pytest.raises(ConfigError, match=r"pip install 'distill\[mlflow\]'"):  # before anything is written
+        run_experiment(tiny_config(extra=["report_to=[mlflow]"]), tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()
 
 
 def test_epoch_callbacks_from_an_imported_module(tmp_path, monkeypatch, fashion_mnist_root):

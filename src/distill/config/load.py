@@ -125,7 +125,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for assignment in ordered:
         apply_override(data, assignment)
     if data.get("imports"):  # the user's own registrations must exist before names are checked
-        data["imports"] = import_config_modules(data["imports"], Path(path).parent if path is not None else None, source)
+        data["imports"] = import_config_modules(data["imports"], Path(path).parent if path is not None else None,
+                                                source)
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:

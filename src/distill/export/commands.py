@@ -90,10 +90,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             if len(args.models) == 1:
                 raise  # the only file: its reason is the one-line error
             failed.append(str(exc))
-            Console(stderr=True).print(f"[bold red]skipped:[/bold red] {escape(str(exc))}", highlight=False,
-                                       soft_wrap=True)
-    if not rows:
-        raise ConfigError(f"none of the {len(args.models)} model file(s) could be timed (reasons above)")
+    if not rows:  # nothing to show: one line, the file's own error (or each file's, joined)
+        raise ConfigError(failed[0] if len(failed) == 1 else
+                          f"none of the {len(failed)} model files could be timed: " + "; ".join(failed))
+    for message in failed:  # the others were timed; say why these were not
+        Console(stderr=True).print(f"[bold red]skipped:[/bold red] {escape(message)}", highlight=False,
+                                   soft_wrap=True)
     threads = args.threads or "default"
     from distill.terminal import fit_table, output_console
 
@@ -102,7 +104,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                              f"at batch {args.batch}, threads: {threads}"), console))
     if args.json:
         write_report(Path(args.json), {"rows": rows, "skipped": failed})
-    return 1 if failed else 0
+    return 2 if failed else 0  # 2: bad input (the exit code of one-line errors); the rest was timed
 
 
 def torch_example(model, spec: dict, sequence: int | None = None):

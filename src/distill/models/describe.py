@@ -6,8 +6,11 @@ An option's meaning comes from the factory's docstring when it has a line ``opti
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import re
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,16 +94,43 @@ def yaml_value(value: Any) -> str:
     return text.removesuffix("...").strip()
 
 
+def kind_of(annotation: Any) -> str:
+    """A readable type: ``int >= 1``, ``list of int >= 1``, ``float > 0, <= 64``, ``int | None``."""
+    if annotation is inspect.Parameter.empty:
+        return ""
+    if isinstance(annotation, str):
+        return annotation
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *extras = typing.get_args(annotation)
+        bounds = []
+        for extra in extras:
+            for item in getattr(extra, "metadata", []) or []:
+                for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+                    bound = getattr(item, attr, None)
+                    if bound is not None and not (attr in ("lt", "le") and bound >= 1e5):  # sanity caps: noise
+                        bounds.append(f"{sign} {bound}")
+        return kind_of(base) + (" " + ", ".join(bounds) if bounds else "")
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple, collections.abc.Sequence):
+        args = typing.get_args(annotation)
+        return f"list of {kind_of(args[0])}" if args else "list"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join("None" if a is type(None) else kind_of(a) for a in typing.get_args(annotation))
+    return getattr(annotation, "__name__", str(annotation))
+
+
 def describe_model(name: str) -> tuple[str, list[OptionInfo]]:
     factory = MODELS.get(name)
     options = model_options(name)
     params = inspect.signature(factory).parameters
+    try:
+        hints = typing.get_type_hints(factory, include_extras=True)
+    except Exception:  # noqa: BLE001 - an own factory's annotations may not resolve; show them as written
+        hints = {}
     documented = _doc_meanings(_doc(factory), list(options))
     infos = []
     for option, default in options.items():
-        annotation = params[option].annotation
-        kind = "" if annotation is inspect.Parameter.empty else (
-            annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation)))
+        kind = kind_of(hints.get(option, params[option].annotation))
         meaning = documented.get(option) or MEANINGS.get(f"{name}.{option}") or MEANINGS.get(option, "")
         infos.append(OptionInfo(option, default, kind, meaning))
     return model_summary(name), infos

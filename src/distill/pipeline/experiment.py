@@ -36,7 +36,7 @@ from distill.report.summary import gap_recovered, print_summary, write_summary
 from distill.terminal import output_console
 from distill.train.environment import run_environment
 from distill.train.progress import NullProgress, RichProgress
-from distill.train.trackers import EPOCH_CALLBACKS, open_trackers
+from distill.train.trackers import EPOCH_CALLBACKS, check_trackers, open_trackers
 from distill.train.trainer import MetricsLog
 
 
@@ -99,6 +99,7 @@ class Experiment:
         if dist.is_main():  # nothing is written before the config and the data have been checked
             rundir.check_out_folder(self.run_dir, self.resume, self.overwrite)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        check_trackers(cfg.report_to)  # a missing tensorboard/mlflow package stops the run before anything is written
 
         self.console.print(f"[bold]distill[/bold] run folder: {self.run_dir}")
         self.data = data = load_data(cfg.data, teacher_path=cfg.teacher.model.options.get("path"))

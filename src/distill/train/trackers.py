@@ -115,6 +115,28 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}  # (module, extra)
+
+
+def check_trackers(names: list[str]) -> None:
+    """Each tracker's package is installed (checked without importing it), or a one-line error."""
+    import importlib.util
+    import sys
+
+    def available(module: str) -> bool:
+        if module in sys.modules:  # imported already (or blocked: None)
+            return sys.modules[module] is not None
+        try:
+            return importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    for name in names:
+        module, extra = PACKAGES[name]
+        if not available(module):
+            raise ConfigError(f"report_to: {name} needs the {module} package: pip install 'distill[{extra}]'")
+
+
 def open_trackers(names: list[str], run_dir: Path, config: dict) -> list:
     trackers = []
     for name in names:
