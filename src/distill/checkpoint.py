@@ -60,13 +60,8 @@ def state_mismatch(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> s
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    # A module whose tensors are sized when it is fitted (the gradient-boosted trees) takes the
-    # checkpoint's sizes: it says so with ``state_sized_by_checkpoint = True``.
-    resized = tuple(f"{name}." if name else "" for name, sub in module.named_modules()
-                    if getattr(sub, "state_sized_by_checkpoint", False))
     shaped = [f"{k} is {list(state[k].shape)} in the checkpoint, {list(own[k].shape)} in the model"
-              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)
-              and not any(k.startswith(p) for p in resized)]
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     problems = []
     if missing:
         problems.append(f"missing {_names(missing)}")

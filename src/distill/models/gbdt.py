@@ -28,8 +28,6 @@ NODE_TENSORS = ("feature", "left", "right", "is_leaf", "missing_left", "tree_out
 
 class TreeEnsemble(nn.Module):
     """Sum of regression trees: out[:, tree_output[t]] += leaf value of tree t, plus ``baseline``."""
-    state_sized_by_checkpoint = True  # fitted sizes: a checkpoint brings its own (distill.checkpoint)
-
 
     def __init__(self, num_outputs: int, max_iter: int, max_leaf_nodes: int, learning_rate: float,
                  min_samples_leaf: int, l2_regularization: float, target: str, temperature: float):
