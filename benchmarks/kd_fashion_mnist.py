@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/kd_fashion_mnist.py [--config examples/fashion_mnist.yaml] [--seeds 0 1 2]
         [--teacher-checkpoint RUN/checkpoints/teacher-best.safetensors] [--set key=value ...]
+        [--runs benchmarks/results/methods_runs/kd_demo_recipe-seed{seed}]   # tabulate those runs
 
 Seed 0 is the demo itself (`make demo` runs the same config with seed 0); the teacher it trains is
 reused by the other seeds. Each seed changes the student's initialisation, the data order and the
@@ -106,6 +107,7 @@ def training_fields(cfg) -> dict:
     from distill.methods.base import build_method, method_options
 
     fields = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("name", "runtime", "evaluate")}
+    fields["cache"] = {k: v for k, v in fields["cache"].items() if k != "dir"}  # where it lives changes nothing
     if cfg.distill.method != "combined":
         method = build_method(cfg.distill.method, cfg.distill.options)
         effective = {name: getattr(method, name, None) for name in method_options(type(method))}
@@ -134,6 +136,9 @@ def main() -> None:
     parser.add_argument("--teacher-checkpoint", help="reuse this teacher (teacher-best.safetensors of an earlier "
                                                      "run of the same config) instead of training it")
     parser.add_argument("--latency-rounds", type=int, default=5, help="alternating timing rounds (0 = skip)")
+    parser.add_argument("--runs", help="run folders to read instead of training, with {seed} in the path: the "
+                                        "methods benchmark's runs of the demo recipe, e.g. benchmarks/results/"
+                                        "methods_runs/kd_demo_recipe-seed{seed} (their config must be the demo's)")
     # Seeds can run as parallel one-thread jobs (--seeds 1 --name part1, ...); a later call with all seeds
     # finds their finished run folders (same config) and only tabulates and times them.
     args = parser.parse_args()
@@ -150,9 +155,11 @@ def main() -> None:
         if teacher_checkpoint:
             overrides.append(f"teacher.checkpoint={teacher_checkpoint}")
         cfg = load_config(args.config, overrides)
-        run_dir = runs_dir / f"{cfg.name}-seed{seed}"
+        run_dir = Path(args.runs.format(seed=seed)) if args.runs else runs_dir / f"{cfg.name}-seed{seed}"
         run_started, cpu_started = time.perf_counter(), time.process_time()
         summary = finished_run(run_dir, cfg)
+        if summary is None and args.runs:
+            raise SystemExit(f"{run_dir} has no finished run (summary.json)")
         if summary is None:
             summary = run_experiment(cfg, run_dir, quiet=True)
             timing = {"wall": time.perf_counter() - run_started, "cpu": time.process_time() - cpu_started}
