@@ -141,3 +141,21 @@ def test_silently_accepted_values_are_refused():
         name = "mlp" if key.startswith("hidden") else "cnn"
         with pytest.raises(ConfigError, match=f"'{key}'".replace("[", "\\[").replace("]", "\\]")):
             check_config(load_config(data={"student": {"model": {"name": name, **options}}}))
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("ds_cnn", {"blocks": 0}, "'blocks': input should be greater than or equal to 1, got 0"),
+    ("ds_cnn", {"first_kernel": [3]}, "'first_kernel': value should have at least 2 items"),
+    ("speech_cnn", {"dropout": 1.5}, "'dropout': input should be less than 1, got 1.5"),
+    ("soft_tree", {"depth": 40}, "'depth': input should be less than or equal to 16, got 40"),
+    ("soft_tree", {"inference": "argmax"}, "'inference': input should be 'max_path' or 'mixture'"),
+    ("gbdt", {"target": "probs"}, "'target': input should be 'logits' or 'probabilities', got 'probs'"),
+    ("gbdt", {"max_leaf_nodes": 1}, "'max_leaf_nodes': input should be greater than or equal to 2, got 1"),
+])
+def test_speech_and_tree_model_options_have_ranges(name, options, message):
+    from distill.models.registry import check_model_options
+
+    with pytest.raises(ConfigError) as err:
+        check_model_options(name, options, "student.model")
+    assert message in str(err.value), str(err.value)
+    assert str(err.value).startswith("student.model: ") and "\n" not in str(err.value)

@@ -16,12 +16,16 @@ leaf values are (frozen) parameters, so ``params`` counts them.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import numpy as np
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from distill.errors import ConfigError
 from distill.models.registry import register_model
+from distill.options import NonNegative, Positive, Size
 
 NODE_TENSORS = ("feature", "left", "right", "is_leaf", "missing_left", "tree_output", "baseline", "probabilities_out")
 
@@ -169,9 +173,10 @@ def _numpy(x: Tensor) -> np.ndarray:
 
 
 @register_model("gbdt")
-def gbdt(input_shape: tuple[int, ...], num_classes: int, max_iter: int = 100, max_leaf_nodes: int = 15,
-         learning_rate: float = 0.1, min_samples_leaf: int = 20, l2_regularization: float = 0.0,
-         target: str = "logits", temperature: float = 1.0) -> nn.Module:
+def gbdt(input_shape: tuple[int, ...], num_classes: int, max_iter: Size = 100,
+         max_leaf_nodes: Annotated[int, Field(ge=2, le=1 << 16)] = 15, learning_rate: Positive = 0.1,
+         min_samples_leaf: Size = 20, l2_regularization: NonNegative = 0.0,
+         target: Literal["logits", "probabilities"] = "logits", temperature: Positive = 1.0) -> nn.Module:
     """Gradient-boosted trees (scikit-learn, fitted to the teacher's outputs; not trained by gradient steps)."""
     return TreeEnsemble(num_classes, max_iter, max_leaf_nodes, learning_rate, min_samples_leaf, l2_regularization,
                         target, temperature)

@@ -17,11 +17,14 @@ leaf with the greatest path probability (``inference: mixture`` keeps the mixtur
 from __future__ import annotations
 
 import math
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from distill.models.registry import register_model
+from distill.options import Positive
 
 
 class Gates(nn.Module):
@@ -104,7 +107,8 @@ class SoftDecisionTree(nn.Module):
 
 
 @register_model("soft_tree")
-def soft_tree(input_shape: tuple[int, ...], num_classes: int, depth: int = 4, beta: float = 1.0,
-              inference: str = "max_path") -> nn.Module:
+def soft_tree(input_shape: tuple[int, ...], num_classes: int,
+              depth: Annotated[int, Field(ge=1, le=16, description="levels of inner nodes (2**depth leaves)")] = 4,
+              beta: Positive = 1.0, inference: Literal["max_path", "mixture"] = "max_path") -> nn.Module:
     """Soft decision tree (Frosst and Hinton 2017): train it with method soft_tree."""
     return SoftDecisionTree(input_shape, num_classes, depth, beta, inference)

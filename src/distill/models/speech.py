@@ -10,16 +10,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
+from pydantic import Field
 from torch import Tensor, nn
 
 from distill.models.registry import register_model
 from distill.models.zoo import CNN
+from distill.options import Probability, Size, Sizes
+
+# (height, width) of the first convolution's kernel or stride
+Pair = Annotated[Sequence[Size], Field(min_length=2, max_length=2)]
+Blocks = Annotated[int, Field(ge=1, le=64)]
 
 
 @register_model("speech_cnn")
-def speech_cnn(input_shape: tuple[int, ...], num_classes: int, channels: Sequence[int] = (32, 64, 128),
-               dropout: float = 0.2) -> nn.Module:
+def speech_cnn(input_shape: tuple[int, ...], num_classes: int, channels: Sizes = (32, 64, 128),
+               dropout: Probability = 0.2) -> nn.Module:
     """Keyword-spotting teacher: a VGG-like CNN over the log-mel image."""
     return CNN(input_shape[0], num_classes, channels, convs_per_stage=2, hidden=0, dropout=dropout)
 
@@ -49,8 +56,8 @@ class DSCNN(nn.Module):
 
 
 @register_model("ds_cnn")
-def ds_cnn(input_shape: tuple[int, ...], num_classes: int, channels: int = 32, blocks: int = 3,
-           first_kernel: Sequence[int] = (5, 3), first_stride: Sequence[int] = (2, 2), dropout: float = 0.0) -> nn.Module:
+def ds_cnn(input_shape: tuple[int, ...], num_classes: int, channels: Size = 32, blocks: Blocks = 3,
+           first_kernel: Pair = (5, 3), first_stride: Pair = (2, 2), dropout: Probability = 0.0) -> nn.Module:
     """Keyword-spotting student: depthwise-separable CNN (Hello Edge, Zhang et al. 2017)."""
     if channels < 1 or blocks < 0:
         raise ValueError(f"ds_cnn needs channels >= 1 and blocks >= 0, got {channels}, {blocks}")
