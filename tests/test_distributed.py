@@ -82,3 +82,30 @@ def test_helpers_are_single_process_no_ops():
     assert dist.broadcast_object("x") == "x"
     model = torch.nn.Linear(2, 2)
     assert dist.wrap(model, torch.device("cpu")) is model
+
+
+def test_interrupted_multi_process_run_names_its_resume_command(tmp_path, monkeypatch, capsys):
+    """Ctrl-C reaches torchrun as a SignalException: exit 130 and one resume command that keeps --nproc."""
+    import signal
+
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    from distill.cli import main
+
+    seen = {}
+
+    def interrupted(args):
+        seen["relaunched"] = os.environ.get("DISTILL_RELAUNCHED")
+        raise SignalException("got SIGINT", sigval=signal.SIGINT)
+
+    monkeypatch.setattr(torchrun, "main", interrupted)
+    monkeypatch.delenv("DISTILL_RELAUNCHED", raising=False)
+    out = tmp_path / "run"
+    config = str(Path(__file__).resolve().parents[1] / "examples" / "quick.yaml")
+    code = main(["run", config, "--nproc", "2", "--out", str(out), "--set", "seed=3"])
+    err = capsys.readouterr().err
+    assert code == 130, err
+    assert seen["relaunched"] == "1" and "DISTILL_RELAUNCHED" not in os.environ  # the ranks stay quiet
+    assert "interrupted; resume with:" in err and "Traceback" not in err
+    assert f"distill run {config} --set=seed=3 --nproc 2 --out {out} --resume" in err

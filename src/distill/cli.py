@@ -22,6 +22,7 @@ from distill.search.commands import add_commands as add_search_commands
 EPILOG = ("Every command has its own --help. Exit codes: 0 done, 2 bad input (one line says what and how to fix "
           "it), 1 a bug in distill, 130 interrupted (docs/errors.md). Docs: README.md and docs/ in the repository.")
 EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+RELAUNCHED = "DISTILL_RELAUNCHED"  # set in the ranks that `distill run --nproc N` starts
 BUG_REPORT = "docs/errors.md#reporting-a-bug"
 
 
@@ -60,7 +61,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         flags = [flag for flag in ("resume", "quiet", "overwrite", "check") if getattr(args, flag)]
         argv = ["run", args.config, *[f"--set={s}" for s in args.set], *(["--out", out] if out else []),
                 *[f"--{flag}" for flag in flags], *[f"--import={i}" for i in args.imports]]
-        return relaunch(args.nproc, argv)
+        try:
+            return relaunch(args.nproc, argv)
+        except KeyboardInterrupt:  # the ranks stopped at their last checkpoint; one line, from the launcher
+            resume = resume_command(args, Path(out)) if out else "distill run ... --resume (see the run folder)"
+            Console(stderr=True, highlight=False).print(f"\ninterrupted; resume with:\n  {resume}", soft_wrap=True)
+            return EXIT_INTERRUPTED
     from distill.pipeline.experiment import run_experiment
     from distill.pipeline.run_folder import latest_run_dir
 
@@ -69,16 +75,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_experiment(cfg, out, resume=args.resume, quiet=args.quiet, overwrite=args.overwrite,
                        check_only=args.check)
     except KeyboardInterrupt:
-        Console(stderr=True, highlight=False).print(f"\ninterrupted; resume with:\n  {resume_command(args, out)}",
-                                                    soft_wrap=True)
+        if not os.environ.get(RELAUNCHED):  # under --nproc the launcher says it once, with --nproc
+            Console(stderr=True, highlight=False).print(
+                f"\ninterrupted; resume with:\n  {resume_command(args, out)}", soft_wrap=True)
         return EXIT_INTERRUPTED
     return 0
 
 
 def resume_command(args: argparse.Namespace, out: Path) -> str:
     """The command that continues this run where it stopped (same config, overrides and imports)."""
+    nproc = getattr(args, "nproc", 1)
     words = ["distill", "run", args.config, *[f"--set={s}" for s in args.set],
-             *[f"--import={i}" for i in args.imports], "--out", str(out), "--resume"]
+             *[f"--import={i}" for i in args.imports], *(["--nproc", str(nproc)] if nproc > 1 else []),
+             "--out", str(out), "--resume"]
     return shlex.join(words)
 
 

@@ -116,14 +116,24 @@ def wrap(model: nn.Module, device: torch.device, find_unused_parameters: bool = 
 
 def relaunch(nproc: int, argv: list[str]) -> int:
     """Run ``python -m distill ARGV`` in ``nproc`` processes on this machine via torch.distributed.run."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.run import main as torchrun
 
     args = ["--standalone", "--nproc-per-node", str(nproc), "-m", "distill", *argv]
+    previous = os.environ.get("DISTILL_RELAUNCHED")
+    os.environ["DISTILL_RELAUNCHED"] = "1"  # the ranks inherit it: they leave the resume hint to the caller
     try:
         torchrun(args)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except SignalException as exc:  # Ctrl-C (SIGINT) or SIGTERM reached the launcher: an interruption, not a bug
+        raise KeyboardInterrupt from exc
     except Exception as exc:  # torchrun raises ChildFailedError with the failing rank's traceback
         print(f"distributed run failed: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if previous is None:
+            os.environ.pop("DISTILL_RELAUNCHED", None)
+        else:
+            os.environ["DISTILL_RELAUNCHED"] = previous
     return 0
