@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,9 @@ BASE = {
 }
 # Feature layers: cnn stage outputs are features.0 (28x28), features.1 (14x14), features.2 (7x7).
 FEATURES = {"student_layer": "features.2", "teacher_layer": "features.2"}
+# Relation methods use each model's penultimate embedding, as their papers do: the student's head input
+# (`pool`, its flattened 7x7 map) and the teacher's 128-unit hidden layer (`head.2`, after its ReLU).
+EMBEDDING = {"student_layer": "pool", "teacher_layer": "head.2"}
 METHODS: dict[str, dict] = {
     "kd": {"method": "kd"},
     "dkd": {"method": "dkd"},
@@ -52,9 +56,9 @@ METHODS: dict[str, dict] = {
     "at": {"method": "at", "options": {"student_layer": ["features.1", "features.2"],
                                        "teacher_layer": ["features.1", "features.2"]}},
     "sp": {"method": "sp", "options": FEATURES},
-    "rkd": {"method": "rkd"},
-    "pkt": {"method": "pkt"},
-    "crd": {"method": "crd", "options": {"queue_size": 1024}},
+    "rkd": {"method": "rkd", "options": EMBEDDING},
+    "pkt": {"method": "pkt", "options": EMBEDDING},
+    "crd": {"method": "crd", "options": {**EMBEDDING, "queue_size": 1024}},
     "kd+at": {"methods": [{"method": "kd", "weight": 1.0},
                           {"method": "at", "weight": 1.0,
                            "options": {"student_layer": ["features.1", "features.2"],
@@ -96,17 +100,19 @@ def best_val(run_dir: Path, model: str) -> float | None:
 
 
 def schedule(seeds: list[int], labels: list[str]) -> list[tuple[int, str]]:
-    """Cache builders first (one per group and seed), then the runs that read them, the costly modes last."""
-    first: dict[tuple[int, str], str] = {}
+    """Seed by seed (an interrupted benchmark has whole seeds): each cache's builder first, then the
+    runs that read it; the costly modes of the first seed follow its block, those of later seeds come last."""
+    order = []
     for seed in seeds:
+        first: dict[str, str] = {}
         for label in labels:
             if CACHE_GROUPS.get(label) is not None:
-                first.setdefault((seed, CACHE_GROUPS[label]), label)
-    builders = [(seed, label) for (seed, _), label in first.items()]
-    rest = [(seed, label) for seed in seeds for label in labels
-            if (seed, label) not in builders and label not in LAST]
-    last = [(seed, label) for seed in seeds for label in labels if label in LAST]
-    return builders + rest + last
+                first.setdefault(CACHE_GROUPS[label], label)
+        builders = [(seed, label) for label in first.values()]
+        order += builders + [(seed, label) for label in labels if (seed, label) not in builders and label not in LAST]
+        if seed == seeds[0]:
+            order += [(seed, label) for label in labels if label in LAST]
+    return order + [(seed, label) for seed in seeds[1:] for label in labels if label in LAST]
 
 
 def spread(values: list[float]) -> tuple[float, float]:
@@ -127,16 +133,20 @@ def run_one(label: str, seed: int, distill_section: dict, args, teacher_ckpt: st
     run_dir = runs / f"{label.replace(' ', '_').replace('(', '').replace(')', '').replace('+', '_')}-seed{seed}"
     config_path = runs / f"{run_dir.name}.yaml"
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    text = yaml.safe_dump(cfg, sort_keys=False)
+    # A finished run of the same config (an earlier, interrupted benchmark) is read, not run again.
+    finished = (run_dir / "summary.json").is_file() and config_path.is_file() and config_path.read_text() == text
+    config_path.write_text(text)
     command = [sys.executable, "-m", "distill", "run", str(config_path), "--out", str(run_dir), "--quiet",
                "--set", f"seed={seed}"] + [x for s in args.set for x in ("--set", s)]
     if teacher_ckpt and distill_section.get("mode") not in ("online", "born_again", "reverse"):
         command += ["--set", f"teacher.checkpoint={teacher_ckpt}"]
     started = time.perf_counter()
     # its own session: one CPU share per job under the kernel's per-session (autogroup) scheduling
-    proc = subprocess.run(command, capture_output=True, text=True, start_new_session=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-    if proc.returncode != 0:
+    proc = None if finished else subprocess.run(
+        command, capture_output=True, text=True, start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    if proc is not None and proc.returncode != 0:
         return {"label": label, "seed": seed, "error": (proc.stderr or proc.stdout).strip().splitlines()[-1:]}
     summary = json.loads((run_dir / "summary.json").read_text())
     models = summary["models"]
@@ -174,7 +184,11 @@ def table(results: list[dict], command: str, planned: int, elapsed: float) -> st
         f"The demo regime (`examples/fashion_mnist.yaml`): teacher `{BASE['teacher']['model']}`, student "
         f"`{BASE['student']['model']}`, student recipe `{BASE['student']['train']}`, cache `{BASE['cache']}`, "
         "full training set (55k, 5k validation, 10k test); each method with its default options "
-        "(feature methods on the last stage, `features.2`; AT on `features.1` and `features.2`). "
+        "(feature methods on the last stage, `features.2`; AT on `features.1` and `features.2`; RKD, PKT and "
+        "CRD on the penultimate embeddings, the student's head input `pool` and the teacher's hidden layer "
+        "`head.2`; CRD with a 1,024-entry queue instead of its default 16,384, whose "
+        "cost per step exceeds the tiny student's own), and `kd (demo recipe)` with the demo's KD settings "
+        f"(`{DEMO['distill']}`, chosen on seed 0's validation split); its runs also train each seed's baseline. "
         "One CPU thread per run on a shared 2-core machine.", "",
         f"Progress: {len(results)} of {planned} planned runs finished ({len(results) - len(ok)} failed) "
         f"in {elapsed / 60:.0f} minutes.", "",
@@ -319,6 +333,8 @@ def main() -> None:
     todo = schedule(args.seeds, args.methods)
     # A run reading a shared cache waits until the run building it has finished.
     built = {(seed, CACHE_GROUPS[label]): threading.Event() for seed, label in todo if label in CACHE_GROUPS}
+    users = {key: sum(1 for seed, label in todo if (seed, CACHE_GROUPS.get(label)) == key) for key in built}
+    lock = threading.Lock()
     builder_of = {}
     for seed, label in todo:
         if label in CACHE_GROUPS:
@@ -333,6 +349,12 @@ def main() -> None:
         finally:
             if key in built and builder_of[key] == label:
                 built[key].set()
+            if key in users:
+                with lock:
+                    users[key] -= 1
+                    last = users[key] == 0
+                if last:  # feature caches take gigabytes per seed: free the disk once every reader is done
+                    shutil.rmtree(runs / "caches" / f"{key[1]}-seed{seed}", ignore_errors=True)
 
     def record(result: dict) -> None:
         results.append(result)

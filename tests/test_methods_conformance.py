@@ -306,6 +306,28 @@ def test_rkd_averages_over_all_entries_as_the_official_code():
     check(total, lambda s: rkd_reference(s, t0), s0, rel=1e-5, grad_atol=1e-4)
 
 
+@pytest.mark.parametrize("case", ["offset", "equal rows", "zero rows"])
+def test_rkd_angles_from_the_gram_matrix_equal_the_official_unit_vectors(case):
+    """distill computes RKD-A's cosines from the Gram matrix (N^2 D + N^3 work, not N^3 D): it must give
+    the official normalised-difference cosines, also where differences cancel or vanish."""
+    from distill.methods.rkd import angle_potential
+
+    x = RNG.normal(size=(6, 40))
+    if case == "offset":  # large common part, small differences: the Gram entries nearly cancel
+        x = 100.0 + 0.01 * x
+    elif case == "equal rows":
+        x[3] = x[1]
+    else:
+        x[2] = x[4] = 0.0
+    x = x.astype(np.float32).astype(np.float64)  # what a float32 feature holds
+    n = len(x)
+    expected = np.zeros((n, n, n))
+    for j, i, k in itertools.product(range(n), repeat=3):
+        expected[j, i, k] = unit(x[i] - x[j]) @ unit(x[k] - x[j])
+    got = angle_potential(torch.tensor(x, dtype=torch.float32)).double().numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
 def test_rkd_distinct_entries_variant():
     s0, t0 = RNG.normal(size=(4, 3)), RNG.normal(size=(4, 6))
     pairs = [(i, j) for i in range(4) for j in range(4) if i != j]

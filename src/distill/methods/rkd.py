@@ -27,9 +27,26 @@ def distance_potential(x: Tensor) -> Tensor:
 
 
 def angle_potential(x: Tensor) -> Tensor:
-    """cos of the angle at j between i and k, for every ordered triplet (j, i, k): (N, N, N)."""
-    e = F.normalize(x[None, :, :] - x[:, None, :], dim=2)  # e[j, i] = unit vector from x_j to x_i (0 when i = j)
-    return e @ e.transpose(1, 2)
+    """cos of the angle at j between i and k, for every ordered triplet (j, i, k): (N, N, N).
+
+    The official code normalises the N^2 difference vectors x_i - x_j and multiplies them, N^3 D
+    work: 3.7 s per step for 128 samples of 6,272 features. The same cosines come from the Gram
+    matrix G, <x_i - x_j, x_k - x_j> = G_ik - G_ij - G_jk + G_jj, in N^2 D + N^3. Float64 keeps
+    those differences of large entries as accurate as the direct form; where i = j or k = j the
+    official unit vector is 0 (F.normalize), so is the cosine here, and likewise for two equal
+    samples: a squared distance below 1e-12 of the squared norms, beneath float32 resolution, is a
+    zero difference (from G it would be rounding noise, not 0).
+    """
+    x64 = x.double()
+    g = x64 @ x64.t()
+    sq_norm = g.diagonal()
+    dot = g[None, :, :] - g[:, :, None] - g[:, None, :] + sq_norm[:, None, None]  # dot[j, i, k]
+    sq_dist = sq_norm[None, :] - 2 * g + sq_norm[:, None]  # sq_dist[j, i] = |x_i - x_j|^2
+    same = sq_dist <= 1e-12 * (sq_norm[None, :] + sq_norm[:, None])
+    # |x_i - x_j|, at least F.normalize's eps 1e-12 (clamped before the root: a finite gradient)
+    length = sq_dist.clamp(min=1e-24).sqrt()
+    cos = dot / (length[:, :, None] * length[:, None, :])
+    return cos.masked_fill(same[:, :, None] | same[:, None, :], 0.0).to(x.dtype)
 
 
 @register_method("rkd")
