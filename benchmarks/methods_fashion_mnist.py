@@ -100,16 +100,17 @@ def best_val(run_dir: Path, model: str) -> float | None:
 
 
 def schedule(seeds: list[int], labels: list[str]) -> list[tuple[int, str]]:
-    """Seed by seed (an interrupted benchmark has whole seeds): each cache's builder first, then the
+    """The demo recipe for every seed, then seed by seed (an interrupted benchmark has whole seeds): each cache's builder first, then the
     runs that read it; the costly modes of the first seed follow its block, those of later seeds come last."""
-    order = []
+    order = [(seed, DEMO_LABEL) for seed in seeds if DEMO_LABEL in labels]  # the demo's own numbers first
     for seed in seeds:
         first: dict[str, str] = {}
         for label in labels:
             if CACHE_GROUPS.get(label) is not None:
                 first.setdefault(CACHE_GROUPS[label], label)
         builders = [(seed, label) for label in first.values()]
-        order += builders + [(seed, label) for label in labels if (seed, label) not in builders and label not in LAST]
+        order += [b for b in builders if b not in order]
+        order += [(seed, label) for label in labels if (seed, label) not in builders and label not in LAST]
         if seed == seeds[0]:
             order += [(seed, label) for label in labels if label in LAST]
     return order + [(seed, label) for seed in seeds[1:] for label in labels if label in LAST]
