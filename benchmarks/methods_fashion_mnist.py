@@ -137,6 +137,8 @@ def run_one(label: str, seed: int, distill_section: dict, args, teacher_ckpt: st
     text = yaml.safe_dump(cfg, sort_keys=False)
     # A finished run of the same config (an earlier, interrupted benchmark) is read, not run again.
     finished = (run_dir / "summary.json").is_file() and config_path.is_file() and config_path.read_text() == text
+    if not finished and getattr(args, "finished_only", False):
+        return None
     config_path.write_text(text)
     command = [sys.executable, "-m", "distill", "run", str(config_path), "--out", str(run_dir), "--quiet",
                "--set", f"seed={seed}"] + [x for s in args.set for x in ("--set", s)]
@@ -333,6 +335,8 @@ def main() -> None:
     parser.add_argument("--teacher-checkpoint", help="the teacher every run loads (teacher-best.safetensors of a run "
                                                      "of examples/fashion_mnist.yaml); default: train it in the first run")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="only read back the runs an interrupted benchmark finished; start none")
     parser.add_argument("--report", action="store_true",
                         help="only rewrite the Markdown table from the JSON of an earlier (or interrupted) run")
     args = parser.parse_args()
@@ -380,7 +384,9 @@ def main() -> None:
                 if last:  # feature caches take gigabytes per seed: free the disk once every reader is done
                     shutil.rmtree(runs / "caches" / f"{key[1]}-seed{seed}", ignore_errors=True)
 
-    def record(result: dict) -> None:
+    def record(result: dict | None) -> None:
+        if result is None:  # --finished-only: not run
+            return
         results.append(result)
         print(json.dumps(result), flush=True)
         elapsed = time.perf_counter() - started
