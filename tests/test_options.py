@@ -159,3 +159,11 @@ def test_speech_and_tree_model_options_have_ranges(name, options, message):
         check_model_options(name, options, "student.model")
     assert message in str(err.value), str(err.value)
     assert str(err.value).startswith("student.model: ") and "\n" not in str(err.value)
+
+
+def test_choices_and_own_meanings_are_described():
+    from distill.models.describe import describe_model
+
+    options = {o.name: o for o in describe_model("soft_tree")[1]}
+    assert options["inference"].kind == "one of max_path, mixture"
+    assert options["depth"].kind == "int >= 1, <= 16" and "leaves" in options["depth"].meaning  # not resnet's 6n+2

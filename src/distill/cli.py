@@ -22,7 +22,6 @@ from distill.search.commands import add_commands as add_search_commands
 EPILOG = ("Every command has its own --help. Exit codes: 0 done, 2 bad input (one line says what and how to fix "
           "it), 1 a bug in distill, 130 interrupted (docs/errors.md). Docs: README.md and docs/ in the repository.")
 EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-RELAUNCHED = "DISTILL_RELAUNCHED"  # set in the ranks that `distill run --nproc N` starts
 BUG_REPORT = "docs/errors.md#reporting-a-bug"
 
 
@@ -75,6 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_experiment(cfg, out, resume=args.resume, quiet=args.quiet, overwrite=args.overwrite,
                        check_only=args.check)
     except KeyboardInterrupt:
+        from distill.distributed import RELAUNCHED
+
         if not os.environ.get(RELAUNCHED):  # under --nproc the launcher says it once, with --nproc
             Console(stderr=True, highlight=False).print(
                 f"\ninterrupted; resume with:\n  {resume_command(args, out)}", soft_wrap=True)

@@ -114,14 +114,17 @@ def wrap(model: nn.Module, device: torch.device, find_unused_parameters: bool = 
     return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters)
 
 
+RELAUNCHED = "DISTILL_RELAUNCHED"  # set in the ranks that relaunch() starts: they leave the resume hint to it
+
+
 def relaunch(nproc: int, argv: list[str]) -> int:
     """Run ``python -m distill ARGV`` in ``nproc`` processes on this machine via torch.distributed.run."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.run import main as torchrun
 
     args = ["--standalone", "--nproc-per-node", str(nproc), "-m", "distill", *argv]
-    previous = os.environ.get("DISTILL_RELAUNCHED")
-    os.environ["DISTILL_RELAUNCHED"] = "1"  # the ranks inherit it: they leave the resume hint to the caller
+    previous = os.environ.get(RELAUNCHED)
+    os.environ[RELAUNCHED] = "1"  # the ranks inherit it
     try:
         torchrun(args)
     except SystemExit as exc:
@@ -133,7 +136,7 @@ def relaunch(nproc: int, argv: list[str]) -> int:
         return 1
     finally:
         if previous is None:
-            os.environ.pop("DISTILL_RELAUNCHED", None)
+            os.environ.pop(RELAUNCHED, None)
         else:
-            os.environ["DISTILL_RELAUNCHED"] = previous
+            os.environ[RELAUNCHED] = previous
     return 0

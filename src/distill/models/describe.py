@@ -25,6 +25,7 @@ MEANINGS = {
     "convs_per_stage": "3x3 conv-BN-ReLU layers per stage",
     "flatten": "head on the whole last feature map instead of its global average (more parameters, keeps "
                "where things are)",
+    "soft_tree.depth": "levels of inner nodes (2**depth leaves)",
     "depth": "number of layers, 6n+2 (8, 14, 20, 32, ...): n basic blocks in each of 3 stages",
     "width": "channel multiplier of every stage (16, 32, 64 times width)",
     "fc": "width of the Linear layer after the LSTM",
@@ -111,6 +112,8 @@ def kind_of(annotation: Any) -> str:
                         bounds.append(f"{sign} {bound}")
         return kind_of(base) + (" " + ", ".join(bounds) if bounds else "")
     origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(annotation))
     if origin in (list, tuple, collections.abc.Sequence):
         args = typing.get_args(annotation)
         return f"list of {kind_of(args[0])}" if args else "list"
