@@ -41,14 +41,25 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def run_one(config: str, overrides: list[str], run_dir: Path, log) -> dict:
+def best_dev(run_dir: Path) -> dict[str, float]:
+    """Each model's best validation (dev) accuracy, from the run's per-epoch metrics.jsonl."""
+    best: dict[str, float] = {}
+    path = run_dir / "metrics.jsonl"
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        record = json.loads(line)
+        if record.get("val_accuracy") is not None:
+            best[record["model"]] = max(best.get(record["model"], 0.0), record["val_accuracy"])
+    return best
+
+
+def run_one(config: str, overrides: list[str], run_dir: Path, log, quiet: bool = True) -> dict:
     summary_path = run_dir / "summary.json"
     if summary_path.is_file():
         log(f"{run_dir}: finished earlier, read back")
         return json.loads(summary_path.read_text())
     cfg = load_config(config, overrides)
     started = time.process_time()
-    summary = run_experiment(cfg, run_dir, quiet=True)
+    summary = run_experiment(cfg, run_dir, quiet=quiet)
     summary["process_cpu_seconds"] = time.process_time() - started
     summary_path.write_text(json.dumps(summary, indent=1, default=str))
     return summary
@@ -63,20 +74,23 @@ def dataset_rows(args, dataset: str, log) -> dict:
                      "evaluate.latency=false", "export.enabled=false"]
         if teacher:
             overrides.append(f"teacher.checkpoint={teacher}")
-        summary = run_one(args.config, overrides, out / f"seed{seed}", log)
+        summary = run_one(args.config, overrides, out / f"seed{seed}", log, quiet=not args.progress)
         models = summary["models"]
         teacher = teacher or str(out / f"seed{seed}" / "checkpoints" / "teacher-best.safetensors")
         row = {"seed": seed, "run_dir": str(out / f"seed{seed}"), **{
             f"{role}_{key}": models[role][key] for role in ("teacher", "baseline", "student")
             for key in ("accuracy", "params", "size_bytes", "train_seconds") if role in models}}
         row["process_cpu_seconds"] = summary.get("process_cpu_seconds")
+        row.update({f"{role}_dev_accuracy": value for role, value in best_dev(out / f"seed{seed}").items()})
         seeds.append(row)
         log(f"{dataset} seed {seed}: teacher {row['teacher_accuracy']:.4f}, alone {row['baseline_accuracy']:.4f}, "
             f"distilled {row['student_accuracy']:.4f}")
     alone = [100 * r["baseline_accuracy"] for r in seeds]
     distilled = [100 * r["student_accuracy"] for r in seeds]
     gains = [d - a for d, a in zip(distilled, alone, strict=True)]
-    return {"dataset": dataset, "teacher_checkpoint": teacher, "seeds": seeds,
+    dev = {role: mean_sd([100 * r[f"{role}_dev_accuracy"] for r in seeds if f"{role}_dev_accuracy" in r])
+           for role in ("baseline", "student") if all(f"{role}_dev_accuracy" in r for r in seeds)}
+    return {"dataset": dataset, "teacher_checkpoint": teacher, "seeds": seeds, "dev": dev,
             "teacher_accuracy": 100 * seeds[0]["teacher_accuracy"],
             "alone": mean_sd(alone), "distilled": mean_sd(distilled), "gain": mean_sd(gains),
             "gain_per_seed": gains}
@@ -141,12 +155,19 @@ def cost_rows(run_dir: Path, teacher_checkpoint: str, repeats: int, log) -> dict
 
 def accuracy_table(results: list[dict]) -> str:
     lines = ["| dataset | seeds | teacher | alone (mean ± sd) | distilled (mean ± sd) | distilled - alone (paired, mean ± sd) "
-             "| distilled - teacher |", "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| distilled - teacher | dev: alone / distilled |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         lines.append(f"| {r['dataset']} | {len(r['seeds'])} | {r['teacher_accuracy']:.2f} | {r['alone'][0]:.2f} ± "
                      f"{r['alone'][1]:.2f} | {r['distilled'][0]:.2f} ± {r['distilled'][1]:.2f} | {r['gain'][0]:+.2f} ± "
-                     f"{r['gain'][1]:.2f} | {r['distilled'][0] - r['teacher_accuracy']:+.2f} |")
+                     f"{r['gain'][1]:.2f} | {r['distilled'][0] - r['teacher_accuracy']:+.2f} | {dev_cell(r)} |")
     return "\n".join(lines)
+
+
+def dev_cell(result: dict) -> str:
+    dev = result.get("dev") or {}
+    if "baseline" not in dev or "student" not in dev:
+        return ""
+    return f"{dev['baseline'][0]:.2f} / {dev['student'][0]:.2f}"
 
 
 def cost_table(cost: dict) -> str:
@@ -179,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per latency (median)")
     parser.add_argument("--out", default="runs/bench-text")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--progress", action="store_true", help="show each run's progress (epochs) as distill run does")
     args = parser.parse_args(argv)
     args.teacher_checkpoints = dict(item.split("=", 1) for item in args.teacher_checkpoint)
     torch.set_num_threads(1)
