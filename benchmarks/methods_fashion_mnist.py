@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/methods_fashion_mnist.py [--seeds 0 1 2] [--jobs 2]
         [--teacher-checkpoint RUN/checkpoints/teacher-best.safetensors] [--set key=value ...]
 
-The regime is `examples/fashion_mnist.yaml` (full training set, the demo's student recipe with
-mixup function matching and the teacher cache with stored views); only `distill` changes between
-runs. The teacher is trained once (or taken from ``--teacher-checkpoint``) and loaded through
+The regime is `examples/fashion_mnist.yaml` (full training set, the demo's student recipe: random
+crops and flips, the teacher cache with 10 stored views that teacher and student both see); only
+`distill` changes between runs. The teacher is trained once (or taken from ``--teacher-checkpoint``) and loaded through
 ``teacher.checkpoint`` by every later run. Each run is a separate ``distill run`` process with one
 thread; ``--jobs N`` runs N of them at once, each in its own session (so the kernel's per-session
 CPU share applies to each job). The baseline is trained once per seed. Results are rewritten after

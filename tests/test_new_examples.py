@@ -16,6 +16,13 @@ def test_example_loads(name):
     assert cfg.name == name
 
 
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_example_validates(path):
+    """Every shipped YAML (search blocks included) passes the config schema and option checks."""
+    cfg = load_config(path)
+    assert cfg.name
+
+
 @pytest.mark.parametrize("name,extra", [
     ("gbdt_breast_cancer", ["teacher.train.epochs=3", "student.model.max_iter=10"]),
     ("soft_tree_digits", ["teacher.train.epochs=1", "student.train.epochs=1", "data.train_subset=200",

@@ -207,3 +207,36 @@ def test_cli_takes_a_study_name(tmp_path):
     study = optuna.load_study(study_name="my-study", storage=f"sqlite:///{tmp_path / 'study.db'}")
     assert study.trials and study.metric_names == ["val_accuracy"]  # optuna-dashboard shows the metric's name
     assert json.loads((tmp_path / "search.json").read_text())["study_name"] == "my-study"
+
+
+def test_a_repeated_point_reuses_its_score_instead_of_training_again(tmp_path):
+    """TPE proposes the best point again and again on a small categorical space: a run is a function
+    of its config and seed, so the repeat costs nothing and scores what the first one scored."""
+    cfg = tiny_config("examples/search.yaml",
+                      ["search.space={distill.options.temperature: {choices: [2.0]}}", "search.pruner=false"])
+    recorder = Recorder()
+    run_search(cfg, tmp_path, trials=3, sampler="random", quiet=True, callbacks=[recorder])
+    assert recorder.trained == ["trial-0000"]
+    rows = json.loads((tmp_path / "trials.json").read_text())
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 3
+    assert rows[1]["value"] == rows[2]["value"] == rows[0]["value"]
+    assert rows[1]["note"] == rows[2]["note"] == "same values as trial 0" and rows[0]["note"] is None
+    assert rows[2]["run_dir"] == rows[0]["run_dir"] == "trials/trial-0000"
+
+
+def test_ctrl_c_in_a_search_prints_one_line_and_no_traceback(tmp_path, monkeypatch, capfd, caplog):
+    import distill.search.objective as objective
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(objective, "run_experiment", interrupted)
+    args = ["search", str(ROOT / "examples" / "search.yaml"), "--out", str(tmp_path), "--quiet",
+            "--set", "search.space={distill.options.temperature: {choices: [2.0]}}"]
+    for override in TINY:
+        args += ["--set", override]
+    assert main(args) == 130
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert not [record for record in caplog.records if record.exc_info]  # optuna's log of the failed trial
+    assert "interrupted; run the same command again to resume the search" in err

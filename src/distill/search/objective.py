@@ -84,6 +84,14 @@ class Objective:
         earlier = [t for t in trial.study.get_trials(deepcopy=False, states=states) if t.number < trial.number]
         return len(earlier) >= self.target
 
+    @staticmethod
+    def same_point(trial: optuna.Trial) -> optuna.trial.FrozenTrial | None:
+        """The earliest complete trial that tried exactly this trial's values, if any."""
+        for earlier in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if earlier.number != trial.number and earlier.params == trial.params:
+                return earlier
+        return None
+
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", this_worker())
         if self.surplus(trial):
@@ -91,6 +99,13 @@ class Objective:
             trial.study.stop()
             raise SurplusTrial(f"trial {trial.number}: {self.target} trials are already done or running")
         params = {name: suggest(trial, name, spec) for name, spec in self.search.space.items()}
+        earlier = self.same_point(trial)
+        if earlier is not None:
+            # A run is a function of its config and seed, so an exact repeat (TPE proposes the best point
+            # again and again on a small categorical space) costs nothing: its score is the earlier one's.
+            trial.set_user_attr("repeat_of", earlier.number)
+            trial.set_user_attr("run_dir", earlier.user_attrs.get("run_dir"))
+            return earlier.value
         relative = f"trials/trial-{trial.number:04d}"
         run_dir = self.folder / relative
         trial.set_user_attr("run_dir", relative)

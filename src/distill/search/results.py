@@ -25,7 +25,8 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> dict:
     seconds = trial.duration.total_seconds() if trial.duration else None
     return {"number": trial.number, "state": trial.state.name, "value": value, "params": trial.params,
             "seconds": seconds, "run_dir": trial.user_attrs.get("run_dir"),
-            "epochs": len(trial.intermediate_values), "note": trial.user_attrs.get("diverged")}
+            "epochs": len(trial.intermediate_values), "note": trial.user_attrs.get("diverged") or (
+                f"same values as trial {trial.user_attrs['repeat_of']}" if "repeat_of" in trial.user_attrs else None)}
 
 
 def short_value(value) -> str:
@@ -43,7 +44,9 @@ def trial_line(trial: optuna.trial.FrozenTrial, metric: str) -> str:
     state = trial.state.name.lower()
     if trial.state == TrialState.PRUNED and row["epochs"]:
         state += f" after epoch {row['epochs']}"
-    return f"trial {trial.number} {state}: {metric} {value}  {params}"
+    repeat = trial.user_attrs.get("repeat_of")
+    note = f"  (same values as trial {repeat}: its score, not trained again)" if repeat is not None else ""
+    return f"trial {trial.number} {state}: {metric} {value}  {params}{note}"
 
 
 def study_importances(study: optuna.Study) -> dict[str, float]:

@@ -189,7 +189,8 @@ def run_search(cfg: ExperimentConfig, out: str | Path | None = None, trials: int
     folder = Path(out) if out else default_folder(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True, quiet=quiet)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR: Optuna logs a failed trial's traceback as a warning, Ctrl-C included; distill reports errors itself.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     target = trials or search.trials or len(points) or 20
     url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
     rdb = open_storage(url)
