@@ -31,6 +31,7 @@ import torch
 
 from distill.config import load_config
 from distill.experiment import run_experiment
+from distill.rundir import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 # How each dataset is named in a config; SUBJ and MPQA get val and test carved with data.split_seed.
@@ -44,9 +45,7 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
 def best_dev(run_dir: Path) -> dict[str, float]:
     """Each model's best validation (dev) accuracy, from the run's per-epoch metrics.jsonl."""
     best: dict[str, float] = {}
-    path = run_dir / "metrics.jsonl"
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        record = json.loads(line)
+    for record in read_records(run_dir / "metrics.jsonl"):
         if record.get("val_accuracy") is not None:
             best[record["model"]] = max(best.get(record["model"], 0.0), record["val_accuracy"])
     return best

@@ -25,11 +25,12 @@ def load(paths: list[Path]) -> dict[str, dict]:
     return {d["dataset"]: d for p in paths for d in json.loads(p.read_text())["datasets"]}
 
 
-def scores(result: dict, role: str) -> tuple[float, list[float]]:
-    """Mean dev accuracy over seeds, and the per-seed test accuracies (%)."""
-    seeds = result["seeds"]
-    return (statistics.mean(100 * r[f"{role}_dev_accuracy"] for r in seeds),
-            [100 * r[f"{role}_accuracy"] for r in seeds])
+def scores(result: dict, role: str, seeds: list[int]) -> tuple[float, list[float]]:
+    """Mean dev accuracy over ``seeds``, and their test accuracies (%) in that order (for pairing)."""
+    by_seed = {r["seed"]: r for r in result["seeds"]}
+    rows = [by_seed[seed] for seed in seeds]
+    return (statistics.mean(100 * r[f"{role}_dev_accuracy"] for r in rows),
+            [100 * r[f"{role}_accuracy"] for r in rows])
 
 
 def main() -> None:
@@ -46,12 +47,13 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     rows = []
     for name in [d for d in recipe if d in short]:
-        alone3, alone8 = scores(short[name], "baseline"), scores(recipe[name], "baseline")
-        dist3, dist8 = scores(short[name], "student"), scores(recipe[name], "student")
+        seeds = sorted({r["seed"] for r in recipe[name]["seeds"]} & {r["seed"] for r in short[name]["seeds"]})
+        alone3, alone8 = scores(short[name], "baseline", seeds), scores(recipe[name], "baseline", seeds)
+        dist3, dist8 = scores(short[name], "student", seeds), scores(recipe[name], "student", seeds)
         epochs, alone = (3, alone3) if alone3[0] > alone8[0] else (8, alone8)
         gains = [d - a for d, a in zip(dist8[1], alone[1], strict=True)]
         mean, sd = statistics.mean(gains), statistics.stdev(gains)
-        rows.append({"dataset": name, "alone_epochs": epochs, "gain": mean, "gain_sd": sd, "gain_per_seed": gains,
+        rows.append({"dataset": name, "seeds": seeds, "alone_epochs": epochs, "gain": mean, "gain_sd": sd, "gain_per_seed": gains,
                      "alone3": alone3, "alone8": alone8, "distilled3": dist3, "distilled8": dist8})
         per_seed = ", ".join(f"{g:+.2f}" for g in gains)
         print(f"| {name} | {fmt(alone3)} | {fmt(alone8)} | {fmt(dist3)} | {fmt(dist8)} | {mean:+.2f} ± {sd:.2f} "

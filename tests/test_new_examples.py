@@ -16,9 +16,14 @@ def test_example_loads(name):
     assert cfg.name == name
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+BENCHMARK_CONFIGS = EXAMPLES.parent / "benchmarks" / "configs"
+
+
+@pytest.mark.parametrize("path", sorted([*EXAMPLES.glob("*.yaml"), *BENCHMARK_CONFIGS.glob("*.yaml")]),
+                         ids=lambda p: p.stem)
 def test_every_example_validates(path):
-    """Every shipped YAML (search blocks included) passes the config schema and option checks."""
+    """Every shipped YAML (search blocks and the benchmarks' configs included) passes the config schema
+    and option checks."""
     cfg = load_config(path)
     assert cfg.name
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from distill.errors import ConfigError
 from distill.report.summary import ROLES, gap_recovered
+from distill.rundir import read_records
 
 
 @dataclass
@@ -21,18 +22,6 @@ class RunData:
     @property
     def name(self) -> str:
         return self.summary.get("name") or self.path.name
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """metrics.jsonl; a torn last line (a run killed mid-write) is skipped."""
-    records = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return records
 
 
 def read_json(path: Path, kind: type = dict):
@@ -70,7 +59,7 @@ def load_run(folder: str | Path) -> RunData:
         raise ConfigError(f"report: {folder} has no summary.json (is the run finished?) and no search results")
     summary = read_json(summary_path) if summary_path.is_file() else {}
     config_path = run_dir / "config.yaml"
-    return RunData(folder, summary, read_metrics(run_dir / "metrics.jsonl"),
+    return RunData(folder, summary, read_records(run_dir / "metrics.jsonl"),
                    config_path.read_text() if config_path.is_file() else "", search)
 
 
