@@ -30,6 +30,8 @@ from pathlib import Path
 
 import yaml
 
+from distill.rundir import resumable
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = yaml.safe_load((ROOT / "examples" / "fashion_mnist.yaml").read_text())
 BASE = {
@@ -120,6 +122,41 @@ def spread(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+TUNED_SUFFIX = " (tuned)"
+
+
+def add_tuned(path: Path) -> dict:
+    """Register "<method> (tuned)" for every method whose value chosen on validation (benchmarks/methods_tuning.py)
+    differs from its default: the same run, with that one option changed. Returns the tuning file's content."""
+    tuning = json.loads(path.read_text())
+    for row in tuning["results"]:
+        if row["chosen"] == row["default"]:
+            continue  # the default won: the method's own row is already the tuned one
+        section = json.loads(json.dumps(METHODS[row["method"]]))
+        section["options"] = {**section.get("options", {}), row["knob"]: row["chosen"]}
+        METHODS[row["method"] + TUNED_SUFFIX] = section
+        CACHE_GROUPS[row["method"] + TUNED_SUFFIX] = CACHE_GROUPS[row["method"]]
+    return tuning
+
+
+def tuning_lines(tuning: dict | None) -> list[str]:
+    """The tuning budget and every value tried, so a reader sees what was chosen and from what."""
+    if not tuning:
+        return []
+    budget = tuning["budget"]
+    lines = ["", "## Tuned on validation", "",
+             f"`python benchmarks/methods_tuning.py --teacher-checkpoint ...`: each method's main knob chosen with "
+             f"`{budget['sampler']}` on seed {budget['seed']}'s {budget['split']}, the same budget for every method: "
+             f"{budget['trials_per_method']} values ({budget['schedule']}), the default's score read from the "
+             "benchmark's own seed-0 run of the same config. The test split is never used. A `(tuned)` row above "
+             "runs the chosen value on every seed; where the default won, the method's own row is the tuned one.",
+             "", "| method | knob | default | values tried (best val acc) | chosen |", "| --- | --- | --- | --- | --- |"]
+    for row in tuning["results"]:
+        tried = ", ".join(f"{t['value']:g}: {t['val'] * 100:.2f}%" for t in row["trials"] if t["val"] is not None)
+        lines.append(f"| {row['method']} | {row['knob']} | {row['default']:g} | {tried} | **{row['chosen']:g}** |")
+    return lines
+
+
 def run_one(label: str, seed: int, distill_section: dict, args, teacher_ckpt: str | None, runs: Path) -> dict:
     cfg = json.loads(json.dumps(BASE))
     cfg["distill"] = distill_section
@@ -139,9 +176,13 @@ def run_one(label: str, seed: int, distill_section: dict, args, teacher_ckpt: st
     finished = (run_dir / "summary.json").is_file() and config_path.is_file() and config_path.read_text() == text
     if not finished and getattr(args, "finished_only", False):
         return None
+    same_config = config_path.is_file() and config_path.read_text() == text
     config_path.write_text(text)
     command = [sys.executable, "-m", "distill", "run", str(config_path), "--out", str(run_dir), "--quiet",
                "--set", f"seed={seed}"] + [x for s in args.set for x in ("--set", s)]
+    if not finished and run_dir.exists():
+        # an interrupted run: continue it from its last checkpoint if it ran this same config, else start over
+        command.append("--resume" if same_config and resumable(run_dir) else "--overwrite")
     if teacher_ckpt and distill_section.get("mode") not in ("online", "born_again", "reverse"):
         command += ["--set", f"teacher.checkpoint={teacher_ckpt}"]
     started = time.perf_counter()
@@ -176,7 +217,7 @@ def run_one(label: str, seed: int, distill_section: dict, args, teacher_ckpt: st
     return result
 
 
-def table(results: list[dict], command: str, planned: int, elapsed: float) -> str:
+def table(results: list[dict], command: str, planned: int, elapsed: float, tuning: dict | None = None) -> str:
     ok = [r for r in results if "error" not in r]
     teacher = next((r["teacher"] for r in ok if r.get("teacher") is not None), None)
     baselines = [r["baseline"] for r in ok if r.get("baseline") is not None]
@@ -239,6 +280,7 @@ def table(results: list[dict], command: str, planned: int, elapsed: float) -> st
     if base_mean is not None:
         lines += target_lines(ok, labels, base_by_seed, base_mean, teacher)
     lines += published_ranking(ok, base_by_seed)
+    lines += tuning_lines(tuning)
     lines += reverse_table([r for r in ok if "reverse" in r])
     assistants = [r["assistant"] for r in ok if r.get("assistant") is not None]
     if assistants:
@@ -259,9 +301,10 @@ def table(results: list[dict], command: str, planned: int, elapsed: float) -> st
               "(no trained teacher), so its gap is measured against the offline teacher only for comparison. "
               "Seconds per epoch include the teacher's forward pass (and the peer's training for dml); they were "
               "measured on a shared, busy CPU and vary by tens of percent between runs.",
-              "", "Every method runs at its default options, most of which were chosen in the papers for "
-              "200-epoch CIFAR runs; a method that does not beat the baseline here is reported as such, "
-              "not tuned until it does.", "",
+              "", "Every method without `(tuned)` runs at its default options, most of which were chosen in the "
+              "papers for 200-epoch CIFAR runs; a method that does not beat the baseline here is reported as such, "
+              "not tuned until it does. The `(tuned)` rows changed one option, chosen on validation within the "
+              "budget below.", "",
               "The regression methods (`mse_kd`, `mae_kd`) need a regression task; they are benchmarked on the "
               "diabetes data in [regression_benchmark.md](regression_benchmark.md).", ""]
     return "\n".join(lines)
@@ -337,7 +380,10 @@ def write_doc(path: Path, generated: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), help="labels from METHODS")
+    parser.add_argument("--methods", nargs="+", help="labels from METHODS (default: all)")
+    parser.add_argument("--tuned", nargs="?", const=str(ROOT / "benchmarks" / "results" / "methods_tuning.json"),
+                        help="also run '<method> (tuned)' with the values benchmarks/methods_tuning.py chose "
+                             "(default file: benchmarks/results/methods_tuning.json)")
     parser.add_argument("--set", action="append", default=[], help="config overrides, as for distill run")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--doc", default=str(ROOT / "docs" / "methods_benchmark.md"))
@@ -352,10 +398,16 @@ def main() -> None:
                         help="only rewrite the Markdown table from the JSON of an earlier (or interrupted) run")
     args = parser.parse_args()
     out = Path(args.out)
+    tuning = add_tuned(Path(args.tuned)) if args.tuned else None
+    args.methods = args.methods or list(METHODS)
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown method label(s) {unknown}; known: {list(METHODS)}"
+                     + ("" if args.tuned else " (the '(tuned)' labels need --tuned)"))
     if args.report:
         saved = json.loads((out / "methods_fashion_mnist.json").read_text())
         write_doc(Path(args.doc), table(saved["results"], saved["command"], saved["planned_runs"],
-                                        saved["elapsed_seconds"]))
+                                        saved["elapsed_seconds"], saved.get("tuning")))
         return
     runs = out / "methods_runs"
     command = "python benchmarks/methods_fashion_mnist.py " + shlex.join(sys.argv[1:])
@@ -368,6 +420,7 @@ def main() -> None:
         command = f"{saved['command']}\n{command}"
         planned += len(args.seeds) * len({r["label"] for r in results})  # the kept methods' full plan
         started -= saved["elapsed_seconds"]
+        tuning = tuning or saved.get("tuning")
     teacher_ckpt = args.teacher_checkpoint
     todo = schedule(args.seeds, args.methods)
     # A run reading a shared cache waits until the run building it has finished.
@@ -403,8 +456,8 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         (out / "methods_fashion_mnist.json").write_text(json.dumps(
             {"command": command, "base_config": BASE, "methods": METHODS, "planned_runs": planned,
-             "elapsed_seconds": elapsed, "results": results}, indent=1))
-        write_doc(Path(args.doc), table(results, command, planned, elapsed))
+             "elapsed_seconds": elapsed, "results": results, "tuning": tuning}, indent=1))
+        write_doc(Path(args.doc), table(results, command, planned, elapsed, tuning))
 
     if teacher_ckpt is None and todo:  # the first run trains the teacher every other run loads
         seed, label = todo.pop(0)

@@ -36,6 +36,17 @@ def test_set_overrides_and_short_model_form(tmp_path):
         load_config(path, ["seed"])
 
 
+def test_set_long_form_option_on_a_short_form_model_keeps_the_files_options(tmp_path):
+    # `model: {name: cnn, channels: ...}` in the file, `--set student.model.options.hidden=256` on the command
+    # line: both spellings of a model option work (this one used to fail on 'student.model.channels')
+    path = tmp_path / "c.yaml"
+    path.write_text("student:\n  model: {name: cnn, channels: [4, 8], flatten: true}\n")
+    for key in ("student.model.options.hidden", "student.model.hidden"):
+        cfg = load_config(path, [f"{key}=256"])
+        assert cfg.student.model.name == "cnn"
+        assert cfg.student.model.options == {"channels": [4, 8], "flatten": True, "hidden": 256}
+
+
 def test_yaml_is_parsed_safely(tmp_path):
     path = tmp_path / "evil.yaml"
     path.write_text("name: !!python/object/apply:os.system ['touch pwned']\n")

@@ -64,12 +64,17 @@ def apply_override(data: dict, assignment: str) -> None:
     if not all(part.strip() for part in parts):
         raise ConfigError(f"--set {short_repr(key, 40)}: a key is dotted section names, e.g. student.train.epochs")
     node = data
-    for part in parts[:-1]:
+    for i, part in enumerate(parts[:-1]):
         child = node.get(part)
         if child is None:
             child = node[part] = {}
         elif isinstance(child, str) and part == MODEL_SECTION:  # the short form `model: cnn`
             child = node[part] = {"name": child}
+        if part == MODEL_SECTION and parts[i + 1] == "options" and isinstance(child, dict) and "options" not in child:
+            # `model: {name: cnn, channels: [...]}` set with `model.options.hidden=...`: the long form,
+            # keeping the file's options (else its channels would sit beside `options` as an unknown key)
+            rest = {k: v for k, v in child.items() if k != "name"}
+            child = node[part] = {"name": child.get("name", "cnn"), "options": rest}
         if not isinstance(child, dict):
             raise ConfigError(f"--set {key}: '{part}' is not a section (it is {describe_kind(child)})")
         node = child
