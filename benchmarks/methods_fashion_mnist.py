@@ -340,6 +340,10 @@ def published_ranking(ok: list[dict], base_by_seed: dict[int, float]) -> list[st
     for label, published in PUBLISHED.items():
         paired = [r["accuracy"] - base_by_seed[r["seed"]] for r in ok if r["label"] == label and r["seed"] in base_by_seed]
         ours = f"{statistics.mean(paired) * 100:+.2f} pp ({len(paired)} seeds)" if paired else "not run"
+        tuned = [r["accuracy"] - base_by_seed[r["seed"]] for r in ok
+                 if r["label"] == label + TUNED_SUFFIX and r["seed"] in base_by_seed]
+        if tuned:
+            ours += f"; tuned on validation {statistics.mean(tuned) * 100:+.2f} pp ({len(tuned)} seeds)"
         rows.append(f"| {label} | {published:.2f}% | {published - PUBLISHED_ALONE:+.2f} pp | {ours} |")
     return ["", "Published ranking beside ours: CIFAR-100, resnet32x4 teacher (79.42%) -> resnet8x4 student "
             f"(alone {PUBLISHED_ALONE:.2f}%), 240 epochs, from the DKD, CRD and LSKD papers' tables (LSKD is "
