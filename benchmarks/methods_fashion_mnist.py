@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from distill.rundir import resumable
+from distill.rundir import read_records, resumable
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = yaml.safe_load((ROOT / "examples" / "fashion_mnist.yaml").read_text())
@@ -96,7 +96,7 @@ REVERSE = {"teacher": {"model": BASE["student"]["model"], "train": BASE["student
 
 def best_val(run_dir: Path, model: str) -> float | None:
     """Best validation accuracy of ``model`` over its epochs (the checkpoint kept)."""
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_records(run_dir / "metrics.jsonl")
     values = [r["val_accuracy"] for r in rows if r.get("model") == model and "val_accuracy" in r]
     return max(values) if values else None
 
@@ -116,6 +116,11 @@ def schedule(seeds: list[int], labels: list[str]) -> list[tuple[int, str]]:
         if seed == seeds[0]:
             order += [(seed, label) for label in labels if label in LAST]
     return order + [(seed, label) for seed in seeds[1:] for label in labels if label in LAST]
+
+
+def shared_cache_dir(runs: Path, label: str, seed: int) -> Path:
+    """The teacher cache that every run of ``label``'s group and ``seed`` reads."""
+    return runs / "caches" / f"{CACHE_GROUPS[label]}-seed{seed}"
 
 
 def spread(values: list[float]) -> tuple[float, float]:
@@ -160,9 +165,8 @@ def tuning_lines(tuning: dict | None) -> list[str]:
 def run_one(label: str, seed: int, distill_section: dict, args, teacher_ckpt: str | None, runs: Path) -> dict:
     cfg = json.loads(json.dumps(BASE))
     cfg["distill"] = distill_section
-    group = CACHE_GROUPS.get(label)
-    if group is not None:
-        cfg["cache"] = {**cfg["cache"], "dir": str(runs / "caches" / f"{group}-seed{seed}")}
+    if label in CACHE_GROUPS:
+        cfg["cache"] = {**cfg["cache"], "dir": str(shared_cache_dir(runs, label, seed))}
     reverse = distill_section.get("mode") == "reverse"
     if reverse:
         cfg.update(json.loads(json.dumps(REVERSE)))
@@ -173,10 +177,10 @@ def run_one(label: str, seed: int, distill_section: dict, args, teacher_ckpt: st
     config_path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(cfg, sort_keys=False)
     # A finished run of the same config (an earlier, interrupted benchmark) is read, not run again.
-    finished = (run_dir / "summary.json").is_file() and config_path.is_file() and config_path.read_text() == text
+    same_config = config_path.is_file() and config_path.read_text() == text
+    finished = (run_dir / "summary.json").is_file() and same_config
     if not finished and getattr(args, "finished_only", False):
         return None
-    same_config = config_path.is_file() and config_path.read_text() == text
     config_path.write_text(text)
     command = [sys.executable, "-m", "distill", "run", str(config_path), "--out", str(run_dir), "--quiet",
                "--set", f"seed={seed}"] + [x for s in args.set for x in ("--set", s)]
@@ -450,7 +454,7 @@ def main() -> None:
                     users[key] -= 1
                     last = users[key] == 0
                 if last:  # feature caches take gigabytes per seed: free the disk once every reader is done
-                    shutil.rmtree(runs / "caches" / f"{key[1]}-seed{seed}", ignore_errors=True)
+                    shutil.rmtree(shared_cache_dir(runs, label, seed), ignore_errors=True)
 
     def record(result: dict | None) -> None:
         if result is None:  # --finished-only: not run

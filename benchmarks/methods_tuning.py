@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from methods_fashion_mnist import BASE, CACHE_GROUPS, METHODS, ROOT, best_val  # noqa: E402
+from methods_fashion_mnist import BASE, METHODS, ROOT, best_val, shared_cache_dir  # noqa: E402
 
 # The knob each method is tuned on (its distillation strength, or DIST's temperature, its other
 # recipe-dependent choice) and the values tried besides its default: weaker strengths for the feature and
@@ -54,7 +54,7 @@ def tune(method: str, teacher: str, out: Path, runs: Path) -> dict:
     cfg = json.loads(json.dumps(BASE))
     cfg.update(name=f"tune-{method}", seed=0, baseline=False, distill=METHODS[method])
     cfg["teacher"]["checkpoint"] = teacher
-    cfg["cache"] = {**cfg["cache"], "dir": str(runs / "caches" / f"{CACHE_GROUPS[method]}-seed0")}
+    cfg["cache"] = {**cfg["cache"], "dir": str(shared_cache_dir(runs, method, 0))}
     cfg["search"] = {"sampler": "grid", "pruner": False, "metric": "val_accuracy",
                      "space": {f"distill.options.{knob}": {"type": "float", "choices": values}}}
     folder = out / f"search-{method}"
@@ -85,12 +85,12 @@ def main() -> None:
     path = out / "methods_tuning.json"
     saved = json.loads(path.read_text()) if path.is_file() else {}
     results = {r["method"]: r for r in saved.get("results", [])}
+    budget = {"seed": 0, "split": "validation (5,000 images)", "trials_per_method": 1 + max(len(v) for _, v in GRID.values()),
+              "schedule": f"{BASE['student']['train']['epochs']} student epochs, the benchmark's",
+              "sampler": "distill search --sampler grid", "grid": {m: {"knob": k, "values": v} for m, (k, v) in GRID.items()}}
     for method in args.methods:
         results[method] = tune(method, args.teacher_checkpoint, out / "methods_runs" / "tuning", out / "methods_runs")
         print(json.dumps(results[method]), flush=True)
-        budget = {"seed": 0, "split": "validation (5,000 images)", "trials_per_method": 1 + max(len(v) for _, v in GRID.values()),
-                  "schedule": f"{BASE['student']['train']['epochs']} student epochs, the benchmark's",
-                  "sampler": "distill search --sampler grid", "grid": {m: {"knob": k, "values": v} for m, (k, v) in GRID.items()}}
         path.write_text(json.dumps({"budget": budget, "results": [results[m] for m in GRID if m in results]}, indent=1))
 
 

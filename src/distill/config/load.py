@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from distill.config.schema import ExperimentConfig
+from distill.config.schema import ExperimentConfig, long_model_form
 from distill.config.yaml_io import describe_kind, parse_yaml, read_yaml_file
 from distill.errors import ConfigError
 from distill.options import first_error, short_repr
@@ -70,11 +70,10 @@ def apply_override(data: dict, assignment: str) -> None:
             child = node[part] = {}
         elif isinstance(child, str) and part == MODEL_SECTION:  # the short form `model: cnn`
             child = node[part] = {"name": child}
-        if part == MODEL_SECTION and parts[i + 1] == "options" and isinstance(child, dict) and "options" not in child:
-            # `model: {name: cnn, channels: [...]}` set with `model.options.hidden=...`: the long form,
+        if part == MODEL_SECTION and parts[i + 1] == "options":
+            # `model.options.hidden=...` on a short-form `model: {name: cnn, channels: [...]}`: the long form,
             # keeping the file's options (else its channels would sit beside `options` as an unknown key)
-            rest = {k: v for k, v in child.items() if k != "name"}
-            child = node[part] = {"name": child.get("name", "cnn"), "options": rest}
+            child = node[part] = long_model_form(child)
         if not isinstance(child, dict):
             raise ConfigError(f"--set {key}: '{part}' is not a section (it is {describe_kind(child)})")
         node = child

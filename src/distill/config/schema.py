@@ -103,6 +103,17 @@ class DataConfig(Strict):
     split_seed: int = 0
 
 
+def long_model_form(value: Any) -> Any:
+    """`model: cnn` and `model: {name: cnn, channels: [8, 16]}` as the long form {name, options}."""
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, dict) and "options" not in value:
+        value = dict(value)
+        name = value.pop("name", "cnn")
+        return {"name": name, "options": value}
+    return value
+
+
 class ModelConfig(Strict):
     name: str = "cnn"
     options: dict[str, Any] = Field(default_factory=dict, description="keyword options of the model factory")
@@ -110,14 +121,7 @@ class ModelConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _short_form(cls, value: Any) -> Any:
-        # Allow `model: cnn` and `model: {name: cnn, channels: [8, 16]}` as well as the long form.
-        if isinstance(value, str):
-            return {"name": value}
-        if isinstance(value, dict) and "options" not in value:
-            value = dict(value)
-            name = value.pop("name", "cnn")
-            return {"name": name, "options": value}
-        return value
+        return long_model_form(value)
 
 
 class TrainConfig(Strict):
