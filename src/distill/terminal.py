@@ -36,3 +36,14 @@ def fit_table(table: Table, console: Console) -> Table:
 def doc_markup(text: str) -> str:
     """A docstring as rich markup: brackets kept literally, ``code`` in bold (plain text in a file)."""
     return re.sub(r"``(.+?)``", r"[bold]\1[/bold]", escape(text))
+
+
+def info(message: str) -> None:
+    """One line for the user from code that has no console of its own (a model factory replacing a head).
+
+    Printed on the first process only (``RANK`` 0 under torchrun), to stdout like the run's own lines.
+    """
+    import os
+
+    if os.environ.get("RANK", "0") == "0":
+        print(message, flush=True)
