@@ -8,7 +8,7 @@ line); without, the model starts from its config, sized for the data (channels, 
 ``weights: FILE`` loads a further local file into it. Other options set config fields
 (``hidden_dropout_prob: 0.2``). Nothing is downloaded.
 
-The HF model is the wrapper's ``model``: hook paths read ``model.vit.encoder.layer.5``.
+The HF model is the wrapper's ``model``: hook paths read ``model.vit.layers.5`` (transformers 5).
 """
 
 from __future__ import annotations

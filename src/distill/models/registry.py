@@ -103,3 +103,11 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **opt
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def rebuild_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options that rebuild a model whose weights a distill checkpoint holds: a library model's
+    ``weights`` file is not read again (it may be gone, and the checkpoint replaces it anyway)."""
+    if ":" in name and name.partition(":")[0] in MODELS.families():
+        return {k: v for k, v in options.items() if k != "weights"}
+    return dict(options)
