@@ -62,5 +62,5 @@ def test_torchvision_folder_example_runs_and_exports(tmp_path):
     from distill.evaluate.checkpoint_eval import evaluate_checkpoint
 
     result = evaluate_checkpoint(out / "checkpoints" / "student-best.safetensors", latency=False)
-    assert result["model"]["name"] == "torchvision:mobilenet_v3_small" and result["samples"] == 12
+    assert result["model"]["name"] == "torchvision:shufflenet_v2_x0_5" and result["samples"] == 12
     assert result["accuracy"] == pytest.approx(summary["models"]["student"]["accuracy"])
