@@ -266,3 +266,17 @@ def test_hf_text_classifier_takes_token_ids_and_lends_its_tokenizer(tmp_path):
         torch.testing.assert_close(model(padded), model(ids), atol=1e-5, rtol=1e-4)
     assert tokenizer_home(f"hf:{tmp_path / 'bert'}", {}) == str(tmp_path / "bert")
     assert tokenizer_home("hf_classifier", {"path": "/m"}) == "/m" and tokenizer_home("cnn", {}) is None
+
+
+def test_teacher_checkpoint_takes_a_pth_state_dict_strictly(tmp_path):
+    from distill.checkpoint import load_weights_into
+
+    trained = build_model("torchvision:resnet18", (3, 16, 16), 4)
+    torch.save(trained.state_dict(), tmp_path / "teacher.pth")
+    teacher = build_model("torchvision:resnet18", (3, 16, 16), 4)
+    load_weights_into(teacher, tmp_path / "teacher.pth", "the teacher")
+    assert all(torch.equal(teacher.state_dict()[k], v) for k, v in trained.state_dict().items())
+    imagenet_like(tmp_path / "imagenet.pth", fmt="pt")  # a frozen teacher's head must already fit
+    with pytest.raises(CheckpointError) as exc:
+        load_weights_into(teacher, tmp_path / "imagenet.pth", "the teacher")
+    assert "fc.weight is [1000, 512] in the checkpoint" in one_line(exc)
