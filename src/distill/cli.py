@@ -18,6 +18,7 @@ from distill.export.commands import _at_least
 from distill.export.commands import add_commands as add_export_commands
 from distill.report import commands as report_commands
 from distill.search.commands import add_commands as add_search_commands
+from distill.terminal import one_line_warnings
 
 EPILOG = ("Every command has its own --help. Exit codes: 0 done, 2 bad input (one line says what and how to fix "
           "it), 1 a bug in distill, 130 interrupted (docs/errors.md). Docs: README.md and docs/ in the repository.")
@@ -305,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("DISTILL_DEBUG", "").lower() in ("1", "true", "yes")
     argv = [a for a in argv if a != "--debug"]
+    one_line_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
