@@ -188,7 +188,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     from distill.registry import UnknownNameError, nearest
     from distill.terminal import doc_markup, output_console
 
-    models = catalogue()["models"]
+    index = catalogue()
+    models, families = index["models"], index.get("families", {})
+    if args.name and args.name.split(":")[0] in families and args.name not in models:
+        from distill.catalogue import show_family
+
+        return show_family(args.name, families[args.name.split(":")[0]], output_console())
     if args.name and args.name not in models:
         raise UnknownNameError(f"unknown model '{args.name}'{nearest(args.name, list(models))}; "
                                f"known: {', '.join(sorted(models))}")
@@ -206,6 +211,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name in sorted(models):
         console.print(f"[bold]{name:<18}[/bold] {doc_markup(models[name]['summary'])}")
     console.print("distill models NAME: the model's options and what each one means")
+    from distill.catalogue import show_families
+
+    show_families(families, console)
     return 0
 
 
@@ -276,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="List the registered models (the zoo, plus any from --import or plugins), or, "
                                     "with NAME, what the model is and each of its options: default, type and "
                                     "meaning (set them as model: {name: NAME, OPTION: VALUE} in the YAML).")
-    mo.add_argument("name", nargs="?", help="a model name")
+    mo.add_argument("name", nargs="?", help="a model name; torchvision, timm or hf for that library's models; "
+                                            "'timm:*convnext*' for the names that match")
     mo.set_defaults(func=cmd_models)
 
     report_commands.add_commands(sub)

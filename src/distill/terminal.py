@@ -55,3 +55,14 @@ def format_warning(message, category, filename, lineno, line=None) -> str:
 def one_line_warnings() -> None:
     """Print every warning as :func:`format_warning` does (the CLI installs it before any command)."""
     warnings.formatwarning = format_warning
+
+
+def info(message: str) -> None:
+    """One line for the user from code that has no console of its own (a model factory replacing a head).
+
+    Printed on the first process only (``RANK`` 0 under torchrun), to stdout like the run's own lines.
+    """
+    import os
+
+    if os.environ.get("RANK", "0") == "0":
+        print(message, flush=True)
