@@ -59,22 +59,6 @@ class Experiment:
         self.callbacks = [*(callbacks or []), *EPOCH_CALLBACKS]  # the latter: @distill.on_epoch in imports
         self.trackers: list = []
 
-    # The stage helpers under their old names, for modes written against the first recipes/ API.
-    def _trainer(self, role, model, train_cfg, method, teacher=None, meta=None):
-        return st.make_trainer(self, role, model, train_cfg, method, teacher, meta)
-
-    def _fit(self, trainer, train_cfg, views=None, transfer=None) -> Stage:
-        return st.fit(self, trainer, train_cfg, views, transfer)
-
-    def _batches(self, train_cfg, views=None, transfer=None):
-        return st.batches(self, train_cfg, views, transfer)
-
-    def _training_set(self, transfer=None):
-        return st.training_set(self, transfer)
-
-    def _teacher(self, live, modules, transfer=None):
-        return st.teacher_knowledge(self, live, modules, "student", self.cfg.student.train, transfer)
-
     def check_names(self) -> None:
         """Unknown dataset or mode names fail here, before anything is written."""
         dataset_spec(self.cfg.data.dataset)
