@@ -9,6 +9,7 @@ from pathlib import Path
 from distill import catalogue
 from distill.methods import METHODS
 from distill.models import MODELS
+from distill.pipeline.modes import MODES
 
 
 def test_catalogue_json_is_fresh_and_matches_the_registries():
@@ -19,6 +20,7 @@ def test_catalogue_json_is_fresh_and_matches_the_registries():
     # other test modules register test-only methods and models while pytest collects them
     live["methods"] = {n: e for n, e in live["methods"].items() if METHODS.get(n).__module__.startswith("distill.")}
     live["models"] = {n: e for n, e in live["models"].items() if MODELS.get(n).__module__.startswith("distill.")}
+    live["modes"] = {n: e for n, e in live["modes"].items() if MODES.get(n).__module__.startswith("distill.")}
     # how many names torchvision and timm offer depends on the installed versions (recorded beside the count)
     for families in (index["families"], live["families"]):
         for entry in families.values():

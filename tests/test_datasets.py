@@ -8,7 +8,7 @@ from distill.config.schema import DataConfig
 from distill.data import DATASETS, Split, dataset_spec, from_tensors, load_data, register_dataset
 from distill.data.registry import is_text_dataset, named_datasets
 from distill.errors import ConfigError, DistillError
-from distill.experiment import run_experiment
+from distill.pipeline.experiment import run_experiment
 
 
 def test_builtin_datasets_are_registered_with_their_kind():

@@ -1,9 +1,9 @@
-"""What `distill methods` and `distill models` list, without importing torch (seconds on a busy CPU).
+"""What `distill methods`, `distill models` and `distill modes` list, without importing torch.
 
 ``catalogue.json`` (next to this file) records every built-in method's summary, paper, docstring
-and options and every model's options, with a hash of the ``methods/`` and ``models/`` source
-files. When the hash matches the files on disk the listing comes from it; when it does not (a
-method was added or edited and the file not regenerated), or when methods or models were already
+and options, every model's options and every mode's summary, paper and config keys, with a hash
+of the ``methods/``, ``models/`` and ``pipeline/modes/`` source files. When the hash matches the
+files on disk the listing comes from it; when it does not (a method was added or edited and the file not regenerated), or when methods or models were already
 imported (plugins may have registered more), the registries themselves are asked, which is
 correct, only slower. ``tests/test_catalogue.py`` fails while the file is stale; regenerate with
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 INDEX = PACKAGE / "catalogue.json"
-SOURCES = ("methods", "models")
+SOURCES = ("methods", "models", "pipeline/modes")
 
 
 def sources_hash() -> str:
@@ -52,7 +52,11 @@ def live() -> dict:
         models[name] = {"options": {k: repr(v) for k, v in model_options(name).items()}, "summary": summary,
                         "details": [{"name": d.name, "kind": d.kind, "default": yaml_value(d.default),
                                      "meaning": d.meaning} for d in details]}
-    return {"methods": methods, "models": models, "families": live_families()}
+    from distill.pipeline.modes import describe_mode, load_modes
+
+    registry = load_modes()
+    modes = {name: describe_mode(registry.get(name)) for name in registry.names()}
+    return {"methods": methods, "models": models, "modes": modes, "families": live_families()}
 
 
 def live_families() -> dict:
@@ -79,7 +83,7 @@ def live_families() -> dict:
 def catalogue() -> dict:
     from distill.plugins import has_entry_points
 
-    imported = "distill.methods" in sys.modules or "distill.models" in sys.modules
+    imported = any(f"distill.{folder.replace('/', '.')}" in sys.modules for folder in SOURCES)
     if not imported and not has_entry_points() and INDEX.is_file():  # plugins may register more names
         try:
             index = json.loads(INDEX.read_text())

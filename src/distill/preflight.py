@@ -8,12 +8,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from distill.config.schema import ExperimentConfig
 from distill.errors import CompatibilityError, ConfigError, DataError
 from distill.methods.base import METHODS, check_method_options
 from distill.models.registry import check_model_options
+from distill.rundir import check_writable_folder
 
 REGRESSION = "regression"
 CLASSIFICATION = "classification"
@@ -83,6 +86,8 @@ def check_config(cfg: ExperimentConfig, source: str = "config") -> None:
                                  f"dataset; set task: {task}, or choose a {cfg.task} dataset")
     check_unlabeled_source(cfg.data, spec)
     check_device(cfg)
+    if cfg.cache.dir and cfg.cache.mode != "off":  # else found only once the teacher has trained
+        check_writable_folder(Path(cfg.cache.dir), "cache.dir")
 
 
 def check_data(cfg: ExperimentConfig, data) -> None:

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 INT64 = 2**63 - 1  # torch's integers: a larger seed or size is a typo
 MAX_EPOCHS = 100_000
 MAX_BATCH = 1 << 20
+# Larger steps diverge for any model (and beyond float32's 3.4e38 the optimizer cannot even take them).
+MAX_LR = 10.0
 MAX_REPEATS = 10_000
 
 
@@ -234,10 +236,10 @@ class TrainConfig(Strict):
     epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
     batch_size: int = Field(128, ge=1, le=MAX_BATCH)
     optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = Field(0.05, gt=0)
+    lr: float = Field(0.05, gt=0, le=MAX_LR)
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = True
-    weight_decay: float = Field(5e-4, ge=0)
+    weight_decay: float = Field(5e-4, ge=0, le=MAX_LR)
     schedule: Literal["cosine", "step", "constant"] = "cosine"
     step_size: int = Field(30, ge=1, description="epochs between decays (step schedule)")
     gamma: float = Field(0.1, gt=0, description="decay factor (step schedule)")
@@ -291,7 +293,7 @@ class DistillConfig(Strict):
                                "online, born_again, takd, reverse, two_way; see docs/methods.md")
     generations: int = Field(2, ge=1, le=100, description="born_again: distilled generations after generation 0")
     assistant: AssistantConfig | None = Field(None, description="takd: the assistant model and its recipe")
-    teacher_lr: float | None = Field(None, gt=0, description="two_way: the pretrained teacher's learning rate while "
+    teacher_lr: float | None = Field(None, gt=0, le=MAX_LR, description="two_way: the pretrained teacher's learning rate while "
                                                                "it keeps learning; null = a tenth of the student's")
     peers: list[ModelConfig] = Field(default_factory=list,
                                      description="online: more untrained peers that learn beside the teacher-sized "
