@@ -190,6 +190,12 @@ def test_the_pool_reaches_the_distilled_student_only(tmp_path, monkeypatch):
     assert seen["teacher"] == (6, 0)
     assert seen["baseline"] == (6, 0)
     assert seen["student"] == (n_train, n_train - 6)
+    # `distill evaluate` rebuilds the run's image-folder split from its config.yaml
+    import json
+
+    assert main(["evaluate", str(tmp_path / "run" / "checkpoints" / "student-best.safetensors"), "--no-latency"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["test_samples"] == 3
 
 
 # -- tables -----------------------------------------------------------------------------------------
@@ -396,3 +402,22 @@ def test_teacher_mode_then_few_labels_with_its_checkpoint(tmp_path, monkeypatch)
                           quiet=True)
     assert seen == {"baseline": (6, 0), "student": (24, 18)}
     assert set(summary["models"]) == {"teacher", "baseline", "student"}
+
+
+def test_text_pool_from_a_file_joins_the_transfer_set(tmp_path, capsys):
+    from distill.models.hf import default_model_dir
+
+    if not default_model_dir().exists():
+        pytest.skip("the packaged MiniLM tokenizer is not installed")
+    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"film {i} was {'good' if i % 2 else 'bad'},{i % 2}\n"
+                                                                 for i in range(30)))
+    (tmp_path / "pool.txt").write_text("an unlabelled sentence\n\nanother one here\n")
+    cfg = DataConfig(dataset="text_files", unlabeled=str(tmp_path / "pool.txt"),
+                     text={"train": str(tmp_path / "train.csv"), "max_length": 16,
+                           "transfer_set": {"size_multiplier": 2}})
+    data = load_data(cfg)
+    pool = data.meta["transfer"]
+    assert len(pool) == 2 * len(data.train) + 2 and (pool.targets == -1).all()
+    assert data.meta["sentences"]["transfer"][-2:] == ["an unlabelled sentence", "another one here"]
+    assert_refused(tmp_path, {"dataset": "image_folder", "images": {"train": str(tmp_path)}, "unlabeled": "rest"},
+                   capsys, "labeled_subset")
