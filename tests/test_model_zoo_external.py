@@ -144,6 +144,9 @@ def test_library_options_are_checked_before_anything_is_built():
     with pytest.raises(ConfigError) as exc:
         check_model_options("timm:test_resnet", {"pretrained": True}, "teacher.model")
     assert "never" in one_line(exc) and "weights:" in str(exc.value)
+    with pytest.raises(CheckpointError) as exc:
+        check_model_options("torchvision:resnet18", {"weights": "nowhere.pth"}, "config: student.model")
+    assert "config: student.model: weights file not found: nowhere.pth" in one_line(exc)
     with pytest.raises(CompatibilityError, match="takes images"):
         build_model("torchvision:resnet18", (20,), 4)
 
