@@ -426,6 +426,10 @@ class ExperimentConfig(Strict):
     student: StudentConfig = Field(default_factory=StudentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     baseline: bool = Field(True, description="also train the student alone, with the same recipe")
+    baseline_train: TrainConfig | None = Field(
+        None, description="the baseline's own recipe (e.g. more epochs over few labels, when the distilled student's "
+                          "epochs also cover an unlabelled pool; choose it on validation); null = student.train, "
+                          "down to the distilled student's stored views")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     search: SearchConfig | None = Field(None, description="hyperparameter search (distill search); runs ignore it")
