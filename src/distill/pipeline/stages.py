@@ -158,13 +158,17 @@ def baseline(exp: Experiment, views: int | None = None) -> dict[str, Stage]:
     """{"baseline": Stage} when the config asks for the student trained alone, else {}.
 
     ``views``: cycle through that many stored views (the distilled student's, see :func:`planned_views`).
+    ``baseline_train`` replaces the student's recipe (and its views) when given.
     """
     cfg = exp.cfg
     if not cfg.baseline:
         return {}
     model = build_from_spec(cfg.student.model, exp.data, cfg.seed)
-    return {"baseline": train_on_labels(exp, "baseline", model, cfg.student.train,
-                                        model_meta(cfg.student.model, exp.data), views)}
+    recipe = cfg.student.train
+    if cfg.baseline_train is not None:  # its own recipe: fresh augmentation draws, not the student's stored views
+        recipe, views = cfg.baseline_train, None
+    return {"baseline": train_on_labels(exp, "baseline", model, recipe, model_meta(cfg.student.model, exp.data),
+                                        views)}
 
 
 def teacher_knowledge(exp: Experiment, live: LiveTeacher, modules: tuple[str, ...], role: str,
