@@ -220,6 +220,14 @@ def long_model_form(value: Any) -> Any:
     return value
 
 
+def tokenizer_home(name: str, options: dict[str, Any]) -> str | None:
+    """The local Hugging Face directory whose tokenizer text data uses for this (teacher) model: its
+    ``path`` option, or the directory of an ``hf:<directory>`` name; null = the packaged MiniLM."""
+    if options.get("path"):
+        return options["path"]
+    return name[len("hf:"):] if name.startswith("hf:") else None
+
+
 class ModelConfig(Strict):
     name: str = "cnn"
     options: dict[str, Any] = Field(default_factory=dict, description="keyword options of the model factory")
