@@ -101,6 +101,11 @@ class DataConfig(Strict):
     test_subset: int | None = Field(None, ge=1, description="use only this many test samples")
     augment: AugmentConfig | None = Field(default_factory=AugmentConfig, description="null turns augmentation off")
     split_seed: int = 0
+    stream: bool = Field(False, description="keep the images on disk and decode each batch in DataLoader worker "
+                                            "processes (data bigger than memory; datasets read from files, e.g. "
+                                            "image_folder); false holds them in memory as one tensor")
+    workers: int | None = Field(None, ge=0, description="loader worker processes when streaming (default 2; "
+                                                        "0 decodes in the training process)")
 
 
 def long_model_form(value: Any) -> Any:

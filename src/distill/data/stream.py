@@ -1,0 +1,86 @@
+"""Training batches read from disk: a DataLoader whose worker processes decode and augment each batch.
+
+``StreamBatches`` is ``InMemoryBatches`` for inputs that stay on disk (``data/lazy.py``): the
+main process draws the epoch's order and augmentation exactly as the in-memory path does (from
+(seed, epoch), or stored view ``epoch mod views`` from (seed, view) for the teacher cache), and
+``workers`` processes decode those rows and apply those draws, a batch each. So a streamed run
+sees the very batches an in-memory run of the same images would, and the teacher cache (keyed by
+sample id and view) holds the teacher's outputs on exactly the student's view. Only one batch per
+worker (times ``prefetch``) is decoded at a time; the images never sit in memory together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from distill.data.augment import AugmentParams, BatchAugment
+from distill.data.batches import InMemoryBatches
+from distill.data.lazy import LazyInputs, is_lazy
+from distill.types import Batch
+
+DEFAULT_WORKERS = 2  # data.workers when streaming and not set
+Plan = Sequence[tuple[Tensor, AugmentParams | None]]
+
+
+def decode_view(inputs: LazyInputs, augment: BatchAugment | None, index: Tensor,
+                view: AugmentParams | None) -> Tensor:
+    """Rows ``index`` decoded and given the augmentation ``view`` (partners of a mixed view decoded too)."""
+    x = inputs.decode_rows(index.tolist())
+    if view is None or augment is None:
+        return x
+    mix = getattr(view, "mix", None)
+    partners = inputs.decode_rows(mix.partner.tolist()) if mix is not None else None
+    return augment.apply(x, view, partners)
+
+
+class PlannedBatches(Dataset):
+    """Item i is batch i of a plan, decoded and augmented (run inside a loader worker)."""
+
+    def __init__(self, inputs: LazyInputs, augment: BatchAugment | None, plan: Plan):
+        self.inputs, self.augment, self.plan = inputs.cpu(), augment, list(plan)
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, i: int) -> Tensor:
+        index, view = self.plan[i]
+        return decode_view(self.inputs, self.augment, index, view)
+
+
+def load_planned(inputs: LazyInputs, augment: BatchAugment | None, plan: Plan, workers: int,
+                 pin_memory: bool = False, prefetch: int = 4) -> Iterator[Tensor]:
+    """The plan's batches in order, decoded by ``workers`` processes (0: in this process)."""
+    loader = DataLoader(PlannedBatches(inputs, augment, plan), batch_size=None, shuffle=False,
+                        num_workers=workers, pin_memory=pin_memory,
+                        prefetch_factor=prefetch if workers else None)
+    yield from loader
+
+
+class StreamBatches(InMemoryBatches):
+    """The in-memory batch source's order and views, with rows decoded from disk by loader workers."""
+
+    def __init__(self, inputs: LazyInputs, targets: Tensor, batch_size: int, *, workers: int = DEFAULT_WORKERS,
+                 device: torch.device | str = "cpu", **kwargs):
+        super().__init__(inputs.cpu(), targets, batch_size, **kwargs)  # draws on the CPU; batches go to device
+        self.workers, self.device = workers, torch.device(device)
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        plan = list(self.plan(epoch))
+        pin = self.device.type == "cuda"
+        for (index, view), x in zip(plan, load_planned(self.inputs, self.augment, plan, self.workers, pin),
+                                    strict=True):
+            yield Batch(inputs=x.to(self.device, non_blocking=pin),
+                        targets=self.targets[index.to(self.targets.device)], index=index, view=view)
+
+
+def batch_source(inputs, targets: Tensor, batch_size: int, *, workers: int | None = None,
+                 device: torch.device | str | None = None, **kwargs) -> InMemoryBatches:
+    """``StreamBatches`` for inputs on disk (``workers`` default 2), else ``InMemoryBatches``."""
+    if is_lazy(inputs):
+        return StreamBatches(inputs, targets, batch_size, workers=DEFAULT_WORKERS if workers is None else workers,
+                             device=device or inputs.device, **kwargs)
+    return InMemoryBatches(inputs, targets, batch_size, **kwargs)
