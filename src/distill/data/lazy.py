@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from distill.errors import DataError
+
 Decode = Callable[[str], Tensor]
 
 
@@ -83,7 +85,14 @@ class LazyInputs:
         """``rows`` decoded into one CPU tensor (what a loader worker does)."""
         if not rows:
             return torch.empty((0, *self.sample_shape), dtype=self.dtype)
-        return torch.stack([self.decode(self.paths[i]) for i in rows]).to(self.dtype)
+        out = torch.empty((len(rows), *self.sample_shape), dtype=self.dtype)
+        for k, i in enumerate(rows):
+            x = self.decode(self.paths[i])
+            if tuple(x.shape) != self.sample_shape:
+                raise DataError(f"{self.paths[i]}: decodes to shape {tuple(x.shape)} but {self.paths[0]} to "
+                                f"{self.sample_shape}; give a resize (data.images.resize) so that all get one size")
+            out[k] = x
+        return out
 
     def subset(self, key) -> LazyInputs:
         """The rows ``key`` selects, still on disk (``Split.head``, carved validation splits)."""

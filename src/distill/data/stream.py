@@ -12,6 +12,7 @@ worker (times ``prefetch``) is decoded at a time; the images never sit in memory
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -20,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from distill.data.augment import AugmentParams, BatchAugment
 from distill.data.batches import InMemoryBatches
 from distill.data.lazy import LazyInputs, is_lazy
+from distill.errors import DataError
 from distill.types import Batch
 
 DEFAULT_WORKERS = 2  # data.workers when streaming and not set
@@ -46,9 +48,17 @@ class PlannedBatches(Dataset):
     def __len__(self) -> int:
         return len(self.plan)
 
-    def __getitem__(self, i: int) -> Tensor:
+    def __getitem__(self, i: int) -> Tensor | DecodeFailure:
         index, view = self.plan[i]
-        return decode_view(self.inputs, self.augment, index, view)
+        try:
+            return decode_view(self.inputs, self.augment, index, view)
+        except DataError as exc:  # re-raised by the training process as its one line, not a worker traceback
+            return DecodeFailure(str(exc))
+
+
+@dataclass
+class DecodeFailure:
+    message: str
 
 
 def load_planned(inputs: LazyInputs, augment: BatchAugment | None, plan: Plan, workers: int,
@@ -57,7 +67,10 @@ def load_planned(inputs: LazyInputs, augment: BatchAugment | None, plan: Plan, w
     loader = DataLoader(PlannedBatches(inputs, augment, plan), batch_size=None, shuffle=False,
                         num_workers=workers, pin_memory=pin_memory,
                         prefetch_factor=prefetch if workers else None)
-    yield from loader
+    for x in loader:
+        if isinstance(x, DecodeFailure):
+            raise DataError(x.message)
+        yield x
 
 
 class StreamBatches(InMemoryBatches):
