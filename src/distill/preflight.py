@@ -75,11 +75,14 @@ def check_config(cfg: ExperimentConfig, source: str = "config") -> None:
             raise CompatibilityError(f"{source}: method '{name}' is for {serves} but task is '{cfg.task}'; "
                                      f"see `distill methods` for the {cfg.task} methods")
     from distill.data.registry import dataset_spec
+    from distill.data.unlabeled import check_unlabeled_source
 
     spec = dataset_spec(cfg.data.dataset)
-    if spec.task != cfg.task:
-        raise CompatibilityError(f"{source}: task is '{cfg.task}' but dataset '{spec.name}' is a {spec.task} "
-                                 f"dataset; set task: {spec.task}, or choose a {cfg.task} dataset")
+    task = spec.task_for(cfg.data)
+    if task != cfg.task:
+        raise CompatibilityError(f"{source}: task is '{cfg.task}' but dataset '{spec.name}' is a {task} "
+                                 f"dataset; set task: {task}, or choose a {cfg.task} dataset")
+    check_unlabeled_source(cfg.data, spec)
     check_device(cfg)
 
 

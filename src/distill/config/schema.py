@@ -84,13 +84,88 @@ class SpeechConfig(Strict):
                                                    description="null turns masking off")
 
 
+Size = int | tuple[int, int]
+
+
+class SplitFiles(Strict):
+    """Where a file-based dataset's splits come from: the training data, and optional val/test of the same kind."""
+
+    train: str | None = Field(None, description="the training data (a folder or file; relative paths are read "
+                                                "from the current directory)")
+    val: str | None = Field(None, description="validation data of the same kind; null = carve val_fraction from train")
+    test: str | None = Field(None, description="test data of the same kind; null = carve test_fraction from train")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved for validation when no val")
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved for test when no test")
+
+
+class ImageFolderConfig(SplitFiles):
+    """data.dataset: image_folder. Folders in torchvision's ImageFolder layout, root/<class>/<image>
+    (.png .jpg .jpeg .webp .bmp; classes sorted by folder name), decoded with Pillow."""
+
+    resize: Size | None = Field(None, description="N: the shorter side becomes N pixels (aspect kept); [H, W]: "
+                                                  "exactly that size; null = as stored (all images one size)")
+    center_crop: Size | None = Field(None, description="cut N x N (or [H, W]) pixels from the middle after resizing")
+    grayscale: bool = Field(False, description="one channel (Pillow mode L); false = three channels (RGB)")
+    mean: list[float] | None = Field(None, description="per-channel mean on the 0-1 scale; null = computed from "
+                                                       "the training split")
+    std: list[float] | None = Field(None, description="per-channel standard deviation; null = from the training split")
+
+    @model_validator(mode="after")
+    def _stats_pair(self) -> ImageFolderConfig:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("give both mean and std (or neither: both are then computed from the training split)")
+        if self.std is not None and any(v <= 0 for v in self.std):
+            raise ValueError("every std must be above 0")
+        return self
+
+
+class TableConfig(SplitFiles):
+    """data.dataset: table. A CSV, Parquet or JSONL file (by its suffix) with feature and label columns."""
+
+    label: str = Field("label", description="the label column (class names or numbers; a real value for regression)")
+    features: list[str] | None = Field(None, description="feature columns (numbers); null = every column but the label")
+    task: Literal["classification", "regression"] = Field(
+        "classification", description="classification: labels are classes; regression: a real-valued target "
+                                      "(set the experiment's task: regression too)")
+    class_names: list[str] | None = Field(None, description="the classes in order; null = the sorted labels of train")
+    standardize: bool = Field(True, description="scale features (and a regression target) with the training "
+                                                "split's mean and standard deviation")
+
+
+class HFDatasetConfig(Strict):
+    """data.dataset: hf_dataset. A local Hugging Face dataset: a save_to_disk folder, or local data files."""
+
+    path: str | None = Field(None, description="a folder written by Dataset(Dict).save_to_disk, or a data file "
+                                               "(.csv .json .jsonl .parquet) / folder that datasets.load_dataset reads")
+    train_split: str = Field("train", description="the split to train on (a plain Dataset is this split)")
+    val_split: str | None = Field("validation", description="validation split name; absent = carved from train")
+    test_split: str | None = Field("test", description="test split name; absent = carved from train")
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    test_fraction: float = Field(0.1, gt=0, lt=1)
+    input_column: str = Field("image", description="the input: PIL images or arrays, strings (text), or audio "
+                                                   "(a {array, sampling_rate} dict or a 1-D array)")
+    label_column: str = "label"
+    modality: Literal["auto", "image", "text", "audio"] = Field(
+        "auto", description="how to read the input column; auto = from its first value")
+    sample_rate: int | None = Field(None, ge=1, description="audio given as bare arrays: their sample rate")
+
+
+class AudioFolderConfig(SplitFiles):
+    """data.dataset: audio_folder. root/<class>/<clip>.wav (any format soundfile reads), log-mels as data.speech."""
+
+    seconds: float | None = Field(None, gt=0, description="clip length: longer clips are cut, shorter ones padded "
+                                                          "with silence; null = the longest training clip")
+
+
 class DataConfig(Strict):
     dataset: str = Field(
         "fashion_mnist", description="a registered dataset (distill.data.DATASETS): fashion_mnist; diabetes: "
                                      "scikit-learn's regression data (task: regression); sst2, trec, subj, mpqa, text_files: "
                                      "sentence classification (see data.text); spoken_words: synthetic "
                                      "keyword spotting (see data.speech); breast_cancer, digits, wine: "
-                                     "scikit-learn's small classification sets; or one registered from "
+                                     "scikit-learn's small classification sets; your own files: "
+                                     "image_folder (data.images), table (data.table), hf_dataset (data.hf), "
+                                     "audio_folder (data.audio), see docs/data.md; or one registered from "
                                      "Python with distill.data.register_dataset")
     text: TextConfig = Field(default_factory=TextConfig, description="options of the text datasets")
     speech: SpeechConfig = Field(default_factory=SpeechConfig, description="options of the speech dataset")
@@ -101,11 +176,34 @@ class DataConfig(Strict):
     test_subset: int | None = Field(None, ge=1, description="use only this many test samples")
     augment: AugmentConfig | None = Field(default_factory=AugmentConfig, description="null turns augmentation off")
     split_seed: int = 0
+    images: ImageFolderConfig = Field(default_factory=ImageFolderConfig, description="options of image_folder")
+    table: TableConfig = Field(default_factory=TableConfig, description="options of table")
+    hf: HFDatasetConfig = Field(default_factory=HFDatasetConfig, description="options of hf_dataset")
+    audio: AudioFolderConfig = Field(default_factory=AudioFolderConfig, description="options of audio_folder "
+                                                                                  "(log-mels: data.speech)")
+    unlabeled: str | None = Field(
+        None, description="an unlabelled pool only the distilled student learns from (the teacher labels it "
+                          "through the cache; the baseline and the teacher never see it): a folder or file of "
+                          "the dataset's kind, without labels, or 'rest': the training samples that "
+                          "labeled_subset / labels_per_class leave out")
+    labeled_subset: int | None = Field(None, ge=1, description="keep only this many labelled training samples, "
+                                                               "stratified by class (fixed seed: split_seed)")
+    labels_per_class: int | None = Field(None, ge=1, description="keep only this many labelled training samples "
+                                                                 "per class (fixed seed: split_seed)")
     stream: bool = Field(False, description="keep the images on disk and decode each batch in DataLoader worker "
                                             "processes (data bigger than memory; datasets read from files, e.g. "
                                             "image_folder); false holds them in memory as one tensor")
     workers: int | None = Field(None, ge=0, description="loader worker processes when streaming (default 2; "
                                                         "0 decodes in the training process)")
+
+    @model_validator(mode="after")
+    def _one_label_budget(self) -> DataConfig:
+        if self.labeled_subset is not None and self.labels_per_class is not None:
+            raise ValueError("give labeled_subset or labels_per_class, not both")
+        if self.unlabeled == "rest" and self.labeled_subset is None and self.labels_per_class is None:
+            raise ValueError("unlabeled: rest is the training samples left without labels by labeled_subset or "
+                             "labels_per_class; set one of them")
+        return self
 
 
 def long_model_form(value: Any) -> Any:

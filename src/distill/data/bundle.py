@@ -172,7 +172,25 @@ def load_fashion_mnist_bundle(cfg: DataConfig, teacher_path: str | None = None) 
                       meta={"mean": mean, "std": std})
 
 
+def _image_folder_loader(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    from distill.data.image_folder import load_image_folder
+
+    return load_image_folder(cfg, teacher_path)
+
+
+register_dataset("image_folder", kind="image", reads_unlabeled=True,
+                 summary="your folders of images, root/<class>/<image> (data.images; docs/data.md)")(
+    _image_folder_loader)
+
+
 def load_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
     """The configured dataset (see ``distill.data.registry``); text datasets are tokenised with the
-    teacher's tokenizer (``teacher_path``)."""
-    return dataset_spec(cfg.dataset).loader(cfg, teacher_path)
+    teacher's tokenizer (``teacher_path``). ``data.labeled_subset`` / ``labels_per_class`` then keep
+    that many labelled training samples (``data.unlabeled: rest``: the others join the unlabelled pool)."""
+    from distill.data.unlabeled import apply_label_budget, check_unlabeled_source
+
+    spec = dataset_spec(cfg.dataset)
+    check_unlabeled_source(cfg, spec)
+    bundle = spec.loader(cfg, teacher_path)
+    apply_label_budget(bundle, cfg)
+    return bundle

@@ -28,15 +28,20 @@ Decode = Callable[[str], Tensor]
 
 class LazyInputs:
     def __init__(self, paths: Sequence[str], decode: Decode, sample_shape: tuple[int, ...] | None = None,
-                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", describe: str = ""):
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", describe: str = "",
+                 finish: Callable[[Tensor], Tensor] | None = None):
         self.paths = list(paths)
-        self.decode = decode
+        # decode: one file -> one sample; finish (optional): the stacked batch -> model inputs, e.g.
+        # uint8 -> normalised float once per batch instead of once per image (several times cheaper).
+        self.decode, self.finish = decode, finish
         self.dtype = dtype
         self.device = torch.device(device)
         # What decode depends on besides the file (size, normalisation, colour): part of the cache key.
         self.describe = describe or getattr(decode, "__qualname__", type(decode).__name__)
+        first = decode(self.paths[0]) if self.paths else torch.empty(())
+        self.decoded_shape = first.shape  # what decode gives (before finish): every file must give it
         if sample_shape is None:
-            sample_shape = tuple(decode(self.paths[0]).shape) if self.paths else ()
+            sample_shape = tuple(first.shape if finish is None else finish(first[None]).shape[1:])
         self.sample_shape = tuple(sample_shape)
 
     # -- what code written for tensors asks of inputs -------------------------------------------
@@ -70,7 +75,7 @@ class LazyInputs:
     def __getitem__(self, key) -> Tensor:
         """The rows ``key`` selects (an int, a slice, or an index tensor/list), decoded and stacked."""
         if isinstance(key, int):
-            return self.decode(self.paths[key]).to(self.device)
+            return self._decode_one(self.paths[key]).to(self.device)
         return self.decode_rows(self.rows(key)).to(self.device)
 
     # -- rows --------------------------------------------------------------------------------------
@@ -85,21 +90,36 @@ class LazyInputs:
         """``rows`` decoded into one CPU tensor (what a loader worker does)."""
         if not rows:
             return torch.empty((0, *self.sample_shape), dtype=self.dtype)
-        out = torch.empty((len(rows), *self.sample_shape), dtype=self.dtype)
+        out = None
         for k, i in enumerate(rows):
             x = self.decode(self.paths[i])
-            if tuple(x.shape) != self.sample_shape:
+            if x.shape != self.decoded_shape:
                 raise DataError(f"{self.paths[i]}: decodes to shape {tuple(x.shape)} but {self.paths[0]} to "
-                                f"{self.sample_shape}; give a resize (data.images.resize) so that all get one size")
+                                f"{tuple(self.decoded_shape)}; give a resize (data.images.resize) so that all get "
+                                f"one size")
+            if out is None:
+                out = torch.empty((len(rows), *x.shape), dtype=x.dtype)
             out[k] = x
-        return out
+        return (out if self.finish is None else self.finish(out)).to(self.dtype)
+
+    def _decode_one(self, path: str) -> Tensor:
+        x = self.decode(path)
+        return x if self.finish is None else self.finish(x[None])[0]
 
     def subset(self, key) -> LazyInputs:
         """The rows ``key`` selects, still on disk (``Split.head``, carved validation splits)."""
         return self._with([self.paths[i] for i in self.rows(key)])
 
+    def concat(self, other: LazyInputs) -> LazyInputs:
+        """These rows then ``other``'s (an unlabelled pool joining the training files); one decode for both."""
+        if not is_lazy(other) or other.describe != self.describe or other.sample_shape != self.sample_shape:
+            raise DataError(f"cannot join {other!r} to {self!r}: streamed inputs need the same decode and shape; "
+                            f"stream both (data.stream: true) with the same image options")
+        return self._with(self.paths + other.paths)
+
     def _with(self, paths: list[str], device=None) -> LazyInputs:
-        return LazyInputs(paths, self.decode, self.sample_shape, self.dtype, device or self.device, self.describe)
+        return LazyInputs(paths, self.decode, self.sample_shape, self.dtype, device or self.device, self.describe,
+                          self.finish)
 
     def fingerprint(self) -> str:
         """A hash of what the decoded rows depend on: each file's path, size and modification time,
@@ -117,6 +137,11 @@ class LazyInputs:
 
 def is_lazy(inputs) -> bool:
     return isinstance(inputs, LazyInputs)
+
+
+def cat(a, b):
+    """``torch.cat([a, b])``, or the joined file lists when the inputs are on disk."""
+    return a.concat(b) if is_lazy(a) or is_lazy(b) else torch.cat([a, b.to(a.device)])
 
 
 def take(inputs, index):

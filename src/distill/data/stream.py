@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from distill.data.augment import AugmentParams, BatchAugment
 from distill.data.batches import InMemoryBatches
@@ -40,20 +40,30 @@ def decode_view(inputs: LazyInputs, augment: BatchAugment | None, index: Tensor,
 
 
 class PlannedBatches(Dataset):
-    """Item i is batch i of a plan, decoded and augmented (run inside a loader worker)."""
+    """Item ``(index, view)`` is that batch, decoded and augmented (run inside a loader worker)."""
 
-    def __init__(self, inputs: LazyInputs, augment: BatchAugment | None, plan: Plan):
-        self.inputs, self.augment, self.plan = inputs.cpu(), augment, list(plan)
+    def __init__(self, inputs: LazyInputs, augment: BatchAugment | None):
+        self.inputs, self.augment = inputs.cpu(), augment
 
-    def __len__(self) -> int:
-        return len(self.plan)
-
-    def __getitem__(self, i: int) -> Tensor | DecodeFailure:
-        index, view = self.plan[i]
+    def __getitem__(self, item: tuple[Tensor, AugmentParams | None]) -> Tensor | DecodeFailure:
+        index, view = item
         try:
             return decode_view(self.inputs, self.augment, index, view)
         except DataError as exc:  # re-raised by the training process as its one line, not a worker traceback
             return DecodeFailure(str(exc))
+
+
+class PlanSampler(Sampler):
+    """Hands the loader the current plan's (index, view) items; set ``plan`` before each epoch."""
+
+    def __init__(self):
+        self.plan: list = []
+
+    def __iter__(self):
+        return iter(self.plan)
+
+    def __len__(self) -> int:
+        return len(self.plan)
 
 
 @dataclass
@@ -61,16 +71,26 @@ class DecodeFailure:
     message: str
 
 
-def load_planned(inputs: LazyInputs, augment: BatchAugment | None, plan: Plan, workers: int,
-                 pin_memory: bool = False, prefetch: int = 4) -> Iterator[Tensor]:
-    """The plan's batches in order, decoded by ``workers`` processes (0: in this process)."""
-    loader = DataLoader(PlannedBatches(inputs, augment, plan), batch_size=None, shuffle=False,
-                        num_workers=workers, pin_memory=pin_memory,
-                        prefetch_factor=prefetch if workers else None)
+def planned_loader(inputs: LazyInputs, augment: BatchAugment | None, sampler: PlanSampler, workers: int,
+                   pin_memory: bool = False, persistent: bool = False, prefetch: int = 4) -> DataLoader:
+    return DataLoader(PlannedBatches(inputs, augment), batch_size=None, sampler=sampler, num_workers=workers,
+                      pin_memory=pin_memory, persistent_workers=persistent and workers > 0,
+                      prefetch_factor=prefetch if workers else None)
+
+
+def checked(loader: DataLoader) -> Iterator[Tensor]:
     for x in loader:
         if isinstance(x, DecodeFailure):
             raise DataError(x.message)
         yield x
+
+
+def load_planned(inputs: LazyInputs, augment: BatchAugment | None, plan: Plan, workers: int,
+                 pin_memory: bool = False) -> Iterator[Tensor]:
+    """The plan's batches in order, decoded by ``workers`` processes (0: in this process), once."""
+    sampler = PlanSampler()
+    sampler.plan = list(plan)
+    yield from checked(planned_loader(inputs, augment, sampler, workers, pin_memory))
 
 
 class StreamBatches(InMemoryBatches):
@@ -80,14 +100,22 @@ class StreamBatches(InMemoryBatches):
                  device: torch.device | str = "cpu", **kwargs):
         super().__init__(inputs.cpu(), targets, batch_size, **kwargs)  # draws on the CPU; batches go to device
         self.workers, self.device = workers, torch.device(device)
+        self._sampler, self._loader = PlanSampler(), None
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         plan = list(self.plan(epoch))
         pin = self.device.type == "cuda"
-        for (index, view), x in zip(plan, load_planned(self.inputs, self.augment, plan, self.workers, pin),
-                                    strict=True):
+        if self._loader is None:  # workers start once and stay for every epoch (persistent)
+            self._loader = planned_loader(self.inputs, self.augment, self._sampler, self.workers, pin, persistent=True)
+        self._sampler.plan = plan
+        for (index, view), x in zip(plan, checked(self._loader), strict=True):
             yield Batch(inputs=x.to(self.device, non_blocking=pin),
                         targets=self.targets[index.to(self.targets.device)], index=index, view=view)
+
+    def worker_pids(self) -> list[int]:
+        """The loader's worker processes (for measuring their CPU time); [] before the first epoch."""
+        iterator = getattr(self._loader, "_iterator", None)
+        return [w.pid for w in getattr(iterator, "_workers", [])]
 
 
 def batch_source(inputs, targets: Tensor, batch_size: int, *, workers: int | None = None,

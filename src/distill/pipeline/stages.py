@@ -21,7 +21,7 @@ from distill.checkpoint import load_weights_into
 from distill.config.schema import TrainConfig
 from distill.data.augment import with_mixing
 from distill.data.batches import InMemoryBatches
-from distill.data.lazy import is_lazy
+from distill.data.lazy import cat
 from distill.data.stream import DEFAULT_WORKERS, batch_source
 from distill.data.text import BucketedBatches, is_token_ids
 from distill.errors import ConfigError
@@ -62,11 +62,8 @@ def make_trainer(exp: Experiment, role: str, model: nn.Module, train_cfg: TrainC
 
 def training_set(exp: Experiment, transfer=None) -> tuple[torch.Tensor, torch.Tensor]:
     inputs, targets = exp.data.train.inputs, exp.data.train.targets
-    if transfer is not None and is_lazy(inputs):
-        raise ConfigError(f"{exp.data.name}: a transfer set cannot join training data read from disk "
-                          f"(data.stream: true); set data.stream: false")
-    if transfer is not None:  # unlabelled transfer-set sentences (target -1), distillation only
-        inputs = torch.cat([inputs, transfer.inputs.to(inputs.device)])
+    if transfer is not None:  # the unlabelled pool (target -1), distillation only; files on disk are joined lazily
+        inputs = cat(inputs, transfer.inputs)
         targets = torch.cat([targets, transfer.targets.to(targets.device)])
     return inputs, targets
 
