@@ -120,3 +120,104 @@ def test_a_file_of_another_size_is_one_line_naming_it(pngs, tmp_path):
     with pytest.raises(DataError, match="odd.png: decodes to shape") as info:
         list(stream.epoch(0))
     assert "\n" not in str(info.value)
+
+
+# -- whole runs from the YAML alone ---------------------------------------------------------------------
+MEASURE = """
+import json, resource, sys
+from distill.cli import main
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+growth = []
+for config in sys.argv[1:]:  # the first run warms up (imports, allocator, a full cache-build chunk)
+    before = peak()
+    assert main(["run", config, "--quiet", "--out", config + ".out"]) == 0
+    growth.append(peak() - before)
+print(json.dumps(growth))
+"""
+
+
+def noise_folder(root, n: int, size: int, seed: int):
+    """``n`` grayscale noise PNGs (incompressible: the file size is the pixel count) in 4 class folders."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        (root / f"c{i % 4}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(root / f"c{i % 4}" / f"{i}.png")
+    return root
+
+
+def run_config(tmp_path, name: str, train, stream: bool, models=("mlp", "mlp")) -> str:
+    import yaml
+
+    images = {"train": str(train), "val": str(tmp_path / "val"), "test": str(tmp_path / "test"), "grayscale": True,
+              "mean": [0.5], "std": [0.29]}
+    config = {"name": name, "seed": 0, "baseline": False,
+              "data": {"dataset": "image_folder", "stream": stream, "workers": 2, "images": images},
+              "teacher": {"model": {"name": models[0], "hidden": [16]} if models[0] == "mlp" else models[0],
+                          "train": {"epochs": 1, "batch_size": 32}},
+              "student": {"model": {"name": models[1], "hidden": [8]} if models[1] == "mlp" else models[1],
+                          "train": {"epochs": 2, "batch_size": 32}},
+              "cache": {"views": 2},
+              "evaluate": {"eval_batch_size": 32, "latency": False, "latency_repeats": 1},
+              "runtime": {"threads": 1}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_a_streamed_run_stays_under_a_memory_budget_its_images_exceed(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    budget = 8 * 2**20  # peak RSS growth the streamed run may take, set here
+    n, size = 1000, 96
+    big = noise_folder(tmp_path / "big", n, size, 0)
+    warm = noise_folder(tmp_path / "warm", 300, size, 1)  # more than a cache-build chunk (256): the same peaks
+    noise_folder(tmp_path / "val", 32, size, 2)
+    noise_folder(tmp_path / "test", 32, size, 3)
+    on_disk = sum(p.stat().st_size for p in big.rglob("*.png"))
+    decoded = n * size * size * 4  # float32: what holding the split in memory takes
+    assert on_disk > budget
+    configs = [run_config(tmp_path, "warm", warm, True), run_config(tmp_path, "streamed", big, True),
+               run_config(tmp_path, "in-memory", big, False)]
+    # glibc's adaptive mmap threshold keeps freed large blocks in the heap, which would count transient
+    # batches as growth; a fixed threshold makes the peak RSS measure what is really held.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", MEASURE, *configs], env=env, capture_output=True, text=True,
+                         check=True)
+    _, streamed, in_memory = json.loads(out.stdout.strip().splitlines()[-1])
+    assert streamed < budget, f"the streamed run grew {streamed / 2**20:.1f} MiB (budget {budget / 2**20} MiB)"
+    assert in_memory > decoded, in_memory  # the measure can fail: the in-memory run of the same files holds them
+    cache = Path(configs[1] + ".out") / "cache"
+    assert json.loads((cache / "meta.json").read_text())["samples"] == n and (cache / "logits.npy").is_file()
+
+
+def test_a_streamed_run_ends_with_the_in_memory_runs_weights(tmp_path):
+    from distill.checkpoint import load_tensors
+    from distill.cli import main
+
+    train = noise_folder(tmp_path / "train", 96, 12, 0)
+    noise_folder(tmp_path / "val", 16, 12, 1)
+    noise_folder(tmp_path / "test", 16, 12, 2)
+    weights = {}
+    for stream in (True, False):
+        assert main(["run", run_config(tmp_path, f"run-{stream}", train, stream, ("cnn", "cnn")), "--quiet",
+                     "--out", str(tmp_path / f"out{stream}")]) == 0
+        weights[stream] = load_tensors(tmp_path / f"out{stream}" / "checkpoints" / "student-last.safetensors")[0]
+    assert weights[True].keys() == weights[False].keys()
+    for name, value in weights[False].items():
+        torch.testing.assert_close(weights[True][name], value, rtol=0, atol=0, msg=name)
+
+
+def test_stream_on_a_dataset_held_in_memory_is_refused(tmp_path, capsys):
+    import yaml
+
+    from distill.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"data": {"dataset": "digits", "stream": True, "val_size": 100}}))
+    assert main(["run", str(path), "--check", "--quiet", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "data.stream: true" in err and "\n" not in err

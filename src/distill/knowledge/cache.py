@@ -218,6 +218,7 @@ def _fill(live, inputs, targets, augment, seed, views, options, directory, layou
     for view in range(views):
         for index, x in view_chunks(inputs, augment, seed, view, rows, options):
             out = live(Batch(x, targets[index.to(targets.device)], index=index))
+            del x  # before the next chunk is read: one chunk of inputs in memory at a time, not two
             chunk = encode(out.logits.cpu(), {k: v.cpu() for k, v in out.features.items()}, options)
             for name, values in chunk.items():
                 arrays[name][view, index.numpy()] = values
@@ -244,6 +245,7 @@ def view_chunks(inputs, augment: BatchAugment | None, seed: int, view: int, rows
         plan = [(index, None if params is None else select_view(params, index)) for index in chunks]
         for index, x in zip(chunks, load_planned(inputs, augment, plan, options.workers), strict=True):
             yield index, x.to(inputs.device)
+            del x
         return
     for index in chunks:
         index_dev = index.to(inputs.device)

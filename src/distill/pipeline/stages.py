@@ -9,7 +9,7 @@ mode calls it.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,7 @@ from distill.checkpoint import load_weights_into
 from distill.config.schema import TrainConfig
 from distill.data.augment import with_mixing
 from distill.data.batches import InMemoryBatches
-from distill.data.lazy import cat
+from distill.data.lazy import cat, is_lazy
 from distill.data.stream import DEFAULT_WORKERS, batch_source
 from distill.data.text import BucketedBatches, is_token_ids
 from distill.errors import ConfigError
@@ -188,6 +188,8 @@ def teacher_knowledge(exp: Experiment, live: LiveTeacher, modules: tuple[str, ..
     workers = exp.cfg.data.workers
     options = CacheOptions(views=c.views, dtype=c.dtype, top_k=c.top_k, memory_mb=c.memory_mb,
                            workers=DEFAULT_WORKERS if workers is None else workers)
+    if is_lazy(inputs):  # files on disk: the build holds a training batch's worth of images at a time, no more
+        options = replace(options, chunk=min(options.chunk, train_cfg.batch_size))
     directory = Path(c.dir) if c.dir else exp.run_dir / "cache"
     if role != "student":
         directory = directory / role
