@@ -147,7 +147,8 @@ class HFDatasetConfig(Strict):
     label_column: str = "label"
     modality: Literal["auto", "image", "text", "audio"] = Field(
         "auto", description="how to read the input column; auto = from its first value")
-    sample_rate: int | None = Field(None, ge=1, description="audio given as bare arrays: their sample rate")
+    sample_rate: int | None = Field(None, ge=1, description="audio given as bare arrays: their sample rate "
+                                                            "(clips are cut or padded to data.audio.seconds)")
 
 
 class AudioFolderConfig(SplitFiles):
@@ -155,6 +156,8 @@ class AudioFolderConfig(SplitFiles):
 
     seconds: float | None = Field(None, gt=0, description="clip length: longer clips are cut, shorter ones padded "
                                                           "with silence; null = the longest training clip")
+    sample_rate: int | None = Field(None, ge=1, description="clips at another rate are resampled to it; null = the "
+                                                            "first training clip's rate")
 
 
 class DataConfig(Strict):
@@ -190,6 +193,9 @@ class DataConfig(Strict):
                                                                "stratified by class (fixed seed: split_seed)")
     labels_per_class: int | None = Field(None, ge=1, description="keep only this many labelled training samples "
                                                                  "per class (fixed seed: split_seed)")
+    labeled_seed: int | None = Field(None, description="the seed that draws labeled_subset / labels_per_class; "
+                                                       "null = split_seed (vary it to vary the labelled samples "
+                                                       "without moving the val/test split)")
     stream: bool = Field(False, description="keep the images on disk and decode each batch in DataLoader worker "
                                             "processes (data bigger than memory; datasets read from files, e.g. "
                                             "image_folder); false holds them in memory as one tensor")
@@ -285,7 +291,8 @@ class DistillConfig(Strict):
                                                                "default from its official recipe (kd 0.1, dkd 1.0, ...)")
     mode: str = Field(
         "offline", description="a registered mode (distill.pipeline.modes): offline (frozen trained teacher), "
-                               "online, born_again, takd, reverse, two_way; see docs/methods.md")
+                               "online, born_again, takd, reverse, two_way; teacher (train or load the teacher only, "
+                               "to reuse as teacher.checkpoint); see docs/methods.md")
     generations: int = Field(2, ge=1, le=100, description="born_again: distilled generations after generation 0")
     assistant: AssistantConfig | None = Field(None, description="takd: the assistant model and its recipe")
     teacher_lr: float | None = Field(None, gt=0, description="two_way: the pretrained teacher's learning rate while "

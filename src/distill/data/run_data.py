@@ -61,7 +61,8 @@ def config_data(cfg: dict, data_root: str | None = None) -> DataBundle:
     rebuilt: callers only evaluate. ``data_root`` replaces ``data.root`` (images) or
     ``data.text.root`` (text).
     """
-    section = {**(cfg.get("data") or {}), "augment": None}
+    # callers only evaluate: no augmentation, no unlabelled pool (text: no transfer set)
+    section = {**(cfg.get("data") or {}), "augment": None, "unlabeled": None}
     if is_text_dataset(section.get("dataset", "fashion_mnist")):
         section["text"] = {**(section.get("text") or {}), "transfer_set": None}
         if data_root:
@@ -69,7 +70,8 @@ def config_data(cfg: dict, data_root: str | None = None) -> DataBundle:
         return load_data(_data_config(section), teacher_path=teacher_path(cfg))
     if data_root:
         section["root"] = data_root
-    return load_data(_data_config(section))
+    # the teacher's directory tokenises a Hugging Face dataset of text (hf_dataset); other loaders ignore it
+    return load_data(_data_config(section), teacher_path=teacher_path(cfg))
 
 
 def _data_config(section: dict) -> DataConfig:

@@ -94,7 +94,8 @@ def apply_label_budget(bundle, cfg) -> None:
     if cfg.labeled_subset is None and cfg.labels_per_class is None:
         return
     train = bundle.train
-    keep, rest = stratified_subset(train.targets.cpu(), cfg.labeled_subset, cfg.labels_per_class, cfg.split_seed)
+    keep, rest = stratified_subset(train.targets.cpu(), cfg.labeled_subset, cfg.labels_per_class,
+                                   cfg.split_seed if cfg.labeled_seed is None else cfg.labeled_seed)
     bundle.train = train.select(keep)  # files stay on disk when streaming
     if cfg.unlabeled == REST and len(rest):
         add_unlabeled(bundle, take(train.inputs, rest))
