@@ -221,3 +221,25 @@ def test_stream_on_a_dataset_held_in_memory_is_refused(tmp_path, capsys):
     assert main(["run", str(path), "--check", "--quiet", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "data.stream: true" in err and "\n" not in err
+
+
+def test_streamed_image_folder_keeps_every_split_and_the_pool_on_disk(tmp_path):
+    from distill.config.schema import DataConfig
+    from distill.data.bundle import load_data
+    from distill.data.lazy import cat
+
+    train = noise_folder(tmp_path / "train", 40, 8, 0)
+    noise_folder(tmp_path / "pool", 12, 8, 1)
+    images = {"train": str(train), "grayscale": True, "val_fraction": 0.2, "test_fraction": 0.2}
+    streamed = load_data(DataConfig(dataset="image_folder", stream=True, images=images, unlabeled=str(tmp_path / "pool"),
+                                    labeled_subset=16))
+    held = load_data(DataConfig(dataset="image_folder", images=images, unlabeled=str(tmp_path / "pool"),
+                                labeled_subset=16))
+    pool = streamed.meta["transfer"]
+    assert all(isinstance(s.inputs, LazyInputs) for s in (streamed.train, streamed.val, streamed.test, pool))
+    assert streamed.meta["images"]["mean"] == pytest.approx(held.meta["images"]["mean"])  # the one-pass stats
+    for a, b in ((streamed.train, held.train), (streamed.test, held.test), (pool, held.meta["transfer"])):
+        torch.testing.assert_close(a.inputs[torch.arange(len(a))], b.inputs)
+        assert torch.equal(a.targets, b.targets)
+    joined = cat(streamed.train.inputs, pool.inputs)  # what the distilled student trains on
+    assert isinstance(joined, LazyInputs) and len(joined) == len(streamed.train) + len(pool)
