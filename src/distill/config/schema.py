@@ -84,16 +84,38 @@ class SpeechConfig(Strict):
                                                    description="null turns masking off")
 
 
+class LMDataConfig(Strict):
+    """Language-model data (data.dataset: lm_jsonl or lm_text; task: causal_lm), see docs/llm.md."""
+
+    train: str | None = Field(None, description="training file: JSONL of {prompt, response} or {messages} "
+                                                "(lm_jsonl), or plain text (lm_text)")
+    val: str | None = Field(None, description="validation file; null = carve val_fraction from train")
+    test: str | None = Field(None, description="test file; null = carve test_fraction from train")
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    test_fraction: float = Field(0.1, gt=0, lt=1)
+    max_length: int = Field(256, ge=4, le=1 << 17, description="tokens per sample (longer ones are truncated) "
+                                                              "or per block (lm_text, packing)")
+    chat_template: bool | None = Field(None, description="apply the tokenizer's chat template to the rows; "
+                                                         "null = when the tokenizer has one")
+    system_prompt: str | None = Field(None, description="a system message put before every conversation "
+                                                        "(null = the template's own default)")
+    length_buckets: bool = Field(True, description="batches of similar lengths (less padding computed)")
+    packing: bool = Field(False, description="lm_jsonl: concatenate training samples into max_length blocks")
+    tokenizer: str | None = Field(None, description="tokenizer directory or .gguf; null = the teacher's")
+
+
 class DataConfig(Strict):
     dataset: str = Field(
         "fashion_mnist", description="a registered dataset (distill.data.DATASETS): fashion_mnist; diabetes: "
                                      "scikit-learn's regression data (task: regression); sst2, trec, subj, mpqa, text_files: "
                                      "sentence classification (see data.text); spoken_words: synthetic "
-                                     "keyword spotting (see data.speech); breast_cancer, digits, wine: "
+                                     "keyword spotting (see data.speech); lm_jsonl, lm_text: language models (task: "
+                                     "causal_lm, see data.lm); breast_cancer, digits, wine: "
                                      "scikit-learn's small classification sets; or one registered from "
                                      "Python with distill.data.register_dataset")
     text: TextConfig = Field(default_factory=TextConfig, description="options of the text datasets")
     speech: SpeechConfig = Field(default_factory=SpeechConfig, description="options of the speech dataset")
+    lm: LMDataConfig = Field(default_factory=LMDataConfig, description="options of the language-model datasets")
     root: str | None = Field(None, description="directory of the IDX files; default $DISTILL_FASHION_MNIST_DIR "
                                                "or /usr/share/datasets/fashion-mnist")
     val_size: int = Field(5000, ge=1, description="samples carved from train for validation (fixed seed)")
@@ -315,7 +337,7 @@ class ExperimentConfig(Strict):
         default_factory=list, description="experiment trackers that get every epoch and the summary (optional "
                                           "extras: pip install 'distill[tensorboard]' / 'distill[mlflow]')")
     seed: int = Field(0, ge=0, le=INT64)
-    task: Literal["classification", "regression"] = "classification"
+    task: Literal["classification", "regression", "causal_lm"] = "classification"
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
