@@ -38,7 +38,7 @@ class TokenTopK:
     distribution was taken at: a method at another temperature refuses it (no exact re-tempering).
     """
 
-    indices: Tensor  # (N, k) token ids, long
+    indices: Tensor  # (N, k) token ids (long from the cache; int32 as encoded for storage)
     logprobs: Tensor  # (N, k) float
     tail_logprob: Tensor  # (N,) float
     temperature: float = 1.0
