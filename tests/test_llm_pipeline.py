@@ -8,24 +8,8 @@ import pytest
 
 from distill.config.schema import ExperimentConfig
 from distill.errors import CompatibilityError
-from distill.methods.base import METHODS, Method, Needs, register_method
 from distill.pipeline.experiment import run_experiment
 from tests.lm_helpers import tiny_llama_dir, write_pairs
-
-if "test_token_kl" not in METHODS:
-    @register_method("test_token_kl")
-    class TokenKL(Method):
-        """A plain forward KL over the loss tokens, local to these tests (the methods live in methods/)."""
-
-        tasks = ("causal_lm",)
-        label_weight = 0.0
-
-        def needs(self) -> Needs:
-            return Needs()
-
-        def losses(self, student, teacher, batch):
-            log_p = teacher.logits.log_softmax(-1)
-            return {"kl": (log_p.exp() * (log_p - student.logits.log_softmax(-1))).sum(-1).mean()}
 
 
 def lm_config(tmp_path, **over) -> ExperimentConfig:
@@ -38,7 +22,7 @@ def lm_config(tmp_path, **over) -> ExperimentConfig:
         "teacher": {"model": {"name": "causal_lm", "path": str(teacher)}},
         "student": {"model": {"name": "causal_lm", "init_from_teacher": {"layers": [1]}},
                     "train": {"max_steps": 3, "batch_size": 4, "lr": 1e-3}},
-        "distill": {"method": "test_token_kl"},
+        "distill": {"method": "forward_kl"},
         "evaluate": {"generations": 2, "max_new_tokens": 4, "latency": False},
         "runtime": {"threads": 1},
     }
@@ -83,6 +67,19 @@ def test_offline_causal_lm_run(tmp_path):
     steps = [load_tensors(run / "checkpoints" / f"{r}-last.safetensors")[1]["trainer_state"]["step"]
              for r in ("baseline", "student")]
     assert steps == [3, 3]
+    cache = on_disk["teacher_cache"]  # cache.mode auto: the teacher's top-32 over the training tokens, once
+    assert cache["k"] == 32 and cache["tokens"] == on_disk["train_response_tokens"]
+    assert (run / "cache" / "meta.json").is_file()
+
+
+def test_cached_teacher_with_the_whole_vocabulary_trains_as_the_live_one(tmp_path):
+    summaries = {}
+    for mode in ("off", "on"):
+        cfg = lm_config(tmp_path, cache={"mode": mode, "top_k": 64, "dtype": "float32"}, baseline=False)
+        summaries[mode] = run_experiment(cfg, tmp_path / f"run-{mode}", quiet=True)["models"]["student"]
+    assert summaries["off"]["kl_to_teacher"] > 0.01  # a real difference to preserve, not two zeros
+    assert summaries["on"]["kl_to_teacher"] == pytest.approx(summaries["off"]["kl_to_teacher"], rel=1e-4)
+    assert summaries["on"]["perplexity"] == pytest.approx(summaries["off"]["perplexity"], rel=1e-4)
 
 
 def test_method_not_for_causal_lm_is_one_line(tmp_path):
@@ -92,7 +89,7 @@ def test_method_not_for_causal_lm_is_one_line(tmp_path):
 
 
 def test_classification_mode_is_refused_for_causal_lm(tmp_path):
-    cfg = lm_config(tmp_path, distill={"method": "test_token_kl", "mode": "online"})
+    cfg = lm_config(tmp_path, distill={"method": "forward_kl", "mode": "online"})
     with pytest.raises(CompatibilityError, match="does not train language models"):
         run_experiment(cfg, tmp_path / "run", quiet=True)
 
