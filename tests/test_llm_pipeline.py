@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from distill.config.schema import ExperimentConfig
 from distill.errors import CompatibilityError
@@ -100,3 +101,29 @@ def test_vocabulary_size_mismatch_is_one_line(tmp_path):
     cfg.student.model.options = {"path": str(other)}
     with pytest.raises(CompatibilityError, match="different vocabularies"):
         run_experiment(cfg, tmp_path / "run", quiet=True)
+
+
+def test_export_is_a_hugging_face_directory_that_transformers_generates_with(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from distill.cli import main
+
+    cfg = lm_config(tmp_path, export={"enabled": True}, baseline=False)
+    summary = run_experiment(cfg, tmp_path / "run", quiet=True)
+    out = tmp_path / "run" / "student-hf"
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(summary["export"]["files"])
+    assert summary["export"]["max_abs_diff"] < 1e-5
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert model.config.num_hidden_layers == 1 and "quantization_config" not in model.config.to_dict()
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "is this review positive"}],
+                                           add_generation_prompt=True, tokenize=False)
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    new = model.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert new.shape[1] > ids.shape[1]
+    # `distill export RUN` rebuilds the student from its checkpoint and writes the same directory again
+    again = tmp_path / "again"
+    assert main(["export", str(tmp_path / "run"), "--out", str(again)]) == 0
+    reloaded = AutoModelForCausalLM.from_pretrained(again).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(input_ids=ids).logits, model(input_ids=ids).logits)
