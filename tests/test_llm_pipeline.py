@@ -127,3 +127,37 @@ def test_export_is_a_hugging_face_directory_that_transformers_generates_with(tmp
     reloaded = AutoModelForCausalLM.from_pretrained(again).eval()
     with torch.no_grad():
         torch.testing.assert_close(reloaded(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+def test_sequence_kd_trains_on_the_teachers_generations_once(tmp_path):
+    cfg = lm_config(tmp_path, distill={"method": "forward_kl", "mode": "sequence_kd",
+                                       "lm": {"max_new_tokens": 5, "batch_size": 8}}, baseline=False)
+    summary = run_experiment(cfg, tmp_path / "run", quiet=True)
+    info = summary["teacher_sequences"]
+    assert info["responses"] == 16 and not info["reused"] and 0 < info["tokens"] <= 16 * 5
+    # the stored responses are the teacher's greedy continuations of the prompts
+    from distill.checkpoint import load_tensors
+    from distill.config.schema import DataConfig
+    from distill.data.bundle import load_data
+    from distill.data.lm_data import prompts_of
+    from distill.models.causal_lm import causal_lm
+
+    tensors, _ = load_tensors(tmp_path / "run" / "cache" / "sequences.safetensors")
+    teacher = causal_lm(path=cfg.teacher.model.options["path"]).eval()
+    data = load_data(DataConfig(**cfg.data.model_dump()), cfg.teacher.model.options["path"])
+    prompt = prompts_of(data.train.inputs, data.train.targets)[0]
+    first = tensors["tokens"][: int(tensors["offsets"][1])]
+    expected = teacher.generate(prompt[None], len(first), eos_id=2)[0]
+    assert torch.equal(first, expected[: len(first)])
+    # a second run with the same teacher, prompts and settings reads them back instead of generating
+    cfg.cache.dir = str(tmp_path / "run" / "cache")
+    assert run_experiment(cfg, tmp_path / "run2", quiet=True)["teacher_sequences"]["reused"]
+
+
+def test_on_policy_samples_student_responses_scored_by_the_live_teacher(tmp_path):
+    cfg = lm_config(tmp_path, distill={"method": "forward_kl", "mode": "on_policy",
+                                       "lm": {"max_new_tokens": 4, "lmbda": 0.5}}, baseline=False)
+    summary = run_experiment(cfg, tmp_path / "run", quiet=True)
+    assert 0 < summary["on_policy"]["sampled_batches"] < 3  # 3 steps, lmbda 0.5, seed 0: some of each
+    assert summary["teacher_cache"] is not None  # the data's batches still read the cache
+    assert summary["models"]["student"]["kl_to_teacher"] > 0

@@ -197,6 +197,18 @@ class AssistantConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
+class LMDistillConfig(Strict):
+    """Generation settings of the causal_lm modes sequence_kd and on_policy (docs/llm.md)."""
+
+    max_new_tokens: int = Field(64, ge=1, le=1 << 16, description="tokens per generated response")
+    sample: bool = Field(False, description="sequence_kd: sample the teacher's responses (at temperature) "
+                                            "instead of greedy decoding")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature (on_policy: the student's samples)")
+    lmbda: float = Field(0.5, ge=0, le=1, description="on_policy: probability that a batch's responses are the "
+                                                      "student's own samples (GKD's lambda)")
+    batch_size: int = Field(16, ge=1, le=MAX_BATCH, description="prompts per generation batch (sequence_kd)")
+
+
 class DistillConfig(Strict):
     method: str = "kd"
     options: dict[str, Any] = Field(default_factory=dict, description="the method's options, e.g. temperature")
@@ -212,6 +224,8 @@ class DistillConfig(Strict):
     assistant: AssistantConfig | None = Field(None, description="takd: the assistant model and its recipe")
     teacher_lr: float | None = Field(None, gt=0, description="two_way: the pretrained teacher's learning rate while "
                                                                "it keeps learning; null = a tenth of the student's")
+    lm: LMDistillConfig = Field(default_factory=LMDistillConfig,
+                                description="causal_lm: generation for modes sequence_kd and on_policy")
     peers: list[ModelConfig] = Field(default_factory=list,
                                      description="online: more untrained peers that learn beside the teacher-sized "
                                                  "peer and the student (deep mutual learning with 3 or more models)")

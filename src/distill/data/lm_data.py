@@ -226,6 +226,26 @@ def load_lm_data(cfg: DataConfig, teacher_path: str | None, kind: str) -> DataBu
     return DataBundle(f"{cfg.dataset}:{Path(lm.train).name}", train, splits["val"], test, vocab, [], None, meta)
 
 
+# -- prompts and new responses (sequence-level KD, on-policy) ----------------------------------------------
+def prompt_length(targets: Tensor) -> int:
+    """Tokens before a sample's first loss token: its prompt (1 for plain text, a loss from the first token)."""
+    return int((targets != IGNORE).nonzero()[0]) + 1
+
+
+def prompts_of(inputs: Tensor, targets: Tensor) -> list[Tensor]:
+    return [ids[: prompt_length(t)] for ids, t in zip(inputs, targets, strict=True)]
+
+
+def with_responses(prompts: list[Tensor], responses: list[Tensor], pad_id: int) -> Split:
+    """Prompt + response rows, right-padded, with the loss on the response tokens only."""
+    rows = []
+    for prompt, response in zip(prompts, responses, strict=True):
+        ids = [*prompt.tolist(), *response.tolist()]
+        loss = [False] * len(prompt) + [True] * len(response)
+        rows.append((ids, shifted(ids, loss)))
+    return pad(rows, pad_id)
+
+
 # -- batches ------------------------------------------------------------------------------------------
 def loss_width(targets: Tensor) -> int:
     """Columns up to the last position with a loss: later ones (padding, the final token) change nothing."""

@@ -265,6 +265,44 @@ class CausalLM(nn.Module):
         return torch.stack(new, 1) if new else input_ids[:, :0]
 
 
+@torch.inference_mode()
+def generate_responses(model: nn.Module, prompts: list[Tensor], max_new_tokens: int, eos_id: int | None,
+                       pad_id: int, do_sample: bool = False, temperature: float = 1.0, batch_size: int = 16,
+                       seed: int = 0) -> list[Tensor]:
+    """The continuation of every prompt (1-D token tensors), up to and including its first eos.
+
+    Batched with left padding and transformers' ``generate`` (a KV cache, the attention mask and
+    position ids handled there); sampling is plain ancestral sampling at ``temperature`` (no top-k/p)
+    from a seeded generator, so the same run draws the same responses.
+    """
+    lm = model.lm if hasattr(model, "lm") else model
+    device = next(lm.parameters()).device
+    was_training = lm.training
+    lm.eval()
+    out: list[Tensor] = []
+    torch.manual_seed(seed)
+    try:
+        for start in range(0, len(prompts), batch_size):
+            group = prompts[start : start + batch_size]
+            width = max(len(p) for p in group)
+            ids = torch.full((len(group), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(group), width), dtype=torch.long)
+            for i, p in enumerate(group):
+                ids[i, width - len(p):] = p.cpu()
+                mask[i, width - len(p):] = 1
+            kwargs = {"do_sample": do_sample, "max_new_tokens": max_new_tokens, "pad_token_id": pad_id,
+                      "eos_token_id": eos_id, "use_cache": True}
+            if do_sample:
+                kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
+            new = lm.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)[:, width:].cpu()
+            for row in new:
+                ends = (row == eos_id).nonzero() if eos_id is not None else []
+                out.append(row[: int(ends[0]) + 1] if len(ends) else row)
+    finally:
+        lm.train(was_training)
+    return out
+
+
 def _lm_factory(input_shape, num_classes, path, teacher_path, init_from_teacher, sizes, gradient_checkpointing):
     source = path or teacher_path
     if path and teacher_path:

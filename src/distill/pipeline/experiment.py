@@ -173,7 +173,8 @@ class Experiment:
             entries[role].update(memory(stage.model))
             entries[role].update({"train_seconds": stage.seconds, "best_epoch": stage.best_epoch})
         out = {"generations": rows, "models": entries, "train_response_tokens": lm.get("response_tokens"),
-               "teacher_cache": getattr(self, "token_cache", None)}
+               "teacher_cache": getattr(self, "token_cache", None),
+               "teacher_sequences": getattr(self, "teacher_sequences", None), "on_policy": getattr(self, "on_policy", None)}
         if {"teacher", "student"} <= set(entries):
             out["compression"] = entries["teacher"]["params"] / entries["student"]["params"]
         return out
