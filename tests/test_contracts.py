@@ -176,6 +176,7 @@ MODEL_SKIPS = {
     # both load a Hugging Face model directory (tokenizer + weights): tests/test_text_models.py
     "hf_classifier": "needs a Hugging Face model directory",
     "text_transformer": "needs a Hugging Face teacher directory to copy layers from",
+    "causal_lm": "a language model (token ids in, (N, V) logits at loss positions): tests/test_llm_models.py",
 }
 TOKENS = {"vocab_size": 40, "pad_id": 0, "init_embeddings_from_teacher": False, "embedding_dim": 8}
 # name -> (input shape, dtype of inputs, options): models that do not take the default image input
