@@ -15,12 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-IGNORE = -100
-
-
-def _width(targets: Tensor) -> int:
-    has = (targets != IGNORE).any(0).nonzero()
-    return int(has[-1]) + 1 if len(has) else 1
+from distill.data.lm_data import IGNORE, loss_width, prompt_length
 
 
 def token_chunks(targets: Tensor, max_rows: int = 64, max_tokens: int = 2048) -> Iterator[Tensor]:
@@ -39,7 +34,7 @@ def token_chunks(targets: Tensor, max_rows: int = 64, max_tokens: int = 2048) ->
 
 
 def _logits(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
-    width = _width(targets)
+    width = loss_width(targets)
     return model(inputs[:, :width], targets[:, :width]).float()
 
 
@@ -136,11 +131,10 @@ def prompt_and_reference(ids: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
 
     Plain text (a loss from the first token) is split in the middle of its loss span instead.
     """
-    positions = (targets != IGNORE).nonzero().squeeze(1)
-    first, last = int(positions[0]), int(positions[-1])
-    if first == 0:
-        first = max(1, (last + 1) // 2)
-    return ids[: first + 1], ids[first + 1 : last + 2]
+    start, end = prompt_length(targets), loss_width(targets[None]) + 1
+    if start == 1:
+        start = max(2, end // 2)
+    return ids[:start], ids[start:end]
 
 
 @torch.inference_mode()
