@@ -156,7 +156,8 @@ def test_sequence_kd_trains_on_the_teachers_generations_once(tmp_path):
 
 def test_on_policy_samples_student_responses_scored_by_the_live_teacher(tmp_path):
     cfg = lm_config(tmp_path, distill={"method": "forward_kl", "mode": "on_policy",
-                                       "lm": {"max_new_tokens": 4, "lmbda": 0.5}}, baseline=False)
+                                       "lm": {"max_new_tokens": 4, "lmbda": 0.5}}, baseline=False,
+                    runtime={"threads": 1, "precision": "bf16"})  # bf16 autocast on a CPU, too
     summary = run_experiment(cfg, tmp_path / "run", quiet=True)
     assert 0 < summary["on_policy"]["sampled_batches"] < 3  # 3 steps, lmbda 0.5, seed 0: some of each
     assert summary["teacher_cache"] is not None  # the data's batches still read the cache

@@ -219,7 +219,8 @@ class DistillConfig(Strict):
                                                                "default from its official recipe (kd 0.1, dkd 1.0, ...)")
     mode: str = Field(
         "offline", description="a registered mode (distill.pipeline.modes): offline (frozen trained teacher), "
-                               "online, born_again, takd, reverse, two_way; see docs/methods.md")
+                               "online, born_again, takd, reverse, two_way; causal_lm: offline, sequence_kd, "
+                               "on_policy (docs/llm.md); see docs/methods.md")
     generations: int = Field(2, ge=1, le=100, description="born_again: distilled generations after generation 0")
     assistant: AssistantConfig | None = Field(None, description="takd: the assistant model and its recipe")
     teacher_lr: float | None = Field(None, gt=0, description="two_way: the pretrained teacher's learning rate while "
