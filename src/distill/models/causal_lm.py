@@ -19,8 +19,10 @@ The source is ``path``, else the teacher's (``teacher_path``, given by the data)
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
+import io
 import inspect
 import os
 import re
@@ -89,7 +91,9 @@ def _pretrained(directory: str, gguf: str | None) -> nn.Module:
     tf = _transformers()
     kwargs = {"gguf_file": gguf} if gguf else {}
     try:
-        model = tf.AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, **kwargs)
+        # transformers' GGUF reader draws its own progress bars (on stderr, where the run's console is)
+        with contextlib.redirect_stderr(io.StringIO()):
+            model = tf.AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, **kwargs)
     except (OSError, ValueError, ImportError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ConfigError(f"cannot load the causal LM {Path(directory) / (gguf or '')}: {first}") from None
