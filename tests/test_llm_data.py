@@ -120,6 +120,15 @@ def test_batches_cover_every_row_once_trimmed_to_their_longest_loss(tmp_path, mo
     assert [b.index.tolist() for b in source.epoch(1)] == [b.index.tolist() for b in source.epoch(1)]
 
 
+def test_a_data_tokenizer_other_than_the_teachers_is_refused(tmp_path, model_dir):
+    from distill.errors import CompatibilityError
+
+    other = tiny_llama_dir(tmp_path, "words", layers=1, extra_words=("zebra",))
+    train = write_pairs(tmp_path / "train.jsonl", 4)
+    with pytest.raises(CompatibilityError, match="the data's tokenizer .* different vocabularies"):
+        load_data(data_cfg(train=str(train), tokenizer=str(other)), model_dir)
+
+
 def test_missing_train_file_is_one_line(tmp_path, model_dir):
     with pytest.raises(DataError, match="needs data.lm.train"):
         load_data(data_cfg(), model_dir)

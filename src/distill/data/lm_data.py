@@ -189,12 +189,14 @@ def fingerprint(*splits: Split) -> str:
 
 
 def load_lm_data(cfg: DataConfig, teacher_path: str | None, kind: str) -> DataBundle:
-    from distill.models.causal_lm import load_lm_tokenizer
+    from distill.models.causal_lm import check_same_vocabulary, load_lm_tokenizer
 
     lm = cfg.lm
     if not lm.train:
         raise DataError(f"data.dataset: {cfg.dataset} needs data.lm.train (a {'JSONL' if kind == 'jsonl' else 'text'} "
                         f"file); see docs/llm.md")
+    if lm.tokenizer:  # token i must mean the same to the data and to the teacher
+        check_same_vocabulary(lm.tokenizer, teacher_path, "the data's tokenizer")
     tokenizer = load_lm_tokenizer(lm.tokenizer or teacher_path)
     read = jsonl_samples if kind == "jsonl" else text_samples
     parts, dropped = {}, 0

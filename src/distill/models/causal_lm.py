@@ -22,8 +22,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
-import io
 import inspect
+import io
 import os
 import re
 from functools import lru_cache
@@ -128,15 +128,15 @@ def plain_config(config) -> Any:
     return type(config).from_dict(values)
 
 
-def check_same_vocabulary(student_path: str | None, teacher_path: str | None) -> None:
-    """A student of another model must share the teacher's tokenizer: token i means the same to both."""
+def check_same_vocabulary(student_path: str | None, teacher_path: str | None, what: str = "the student") -> None:
+    """A student of another model (or the data's tokenizer) must share the teacher's: token i means the same to both."""
     if source_key(student_path) == source_key(teacher_path):
         return
     student_vocab, teacher_vocab = load_lm_tokenizer(student_path).get_vocab(), load_lm_tokenizer(teacher_path).get_vocab()
     if student_vocab != teacher_vocab:
         differ = sum(1 for k, v in student_vocab.items() if teacher_vocab.get(k) != v)
         raise CompatibilityError(
-            f"the student {student_path} and the teacher {teacher_path or 'default'} have different vocabularies "
+            f"{what} {student_path} and the teacher {teacher_path or 'default'} have different vocabularies "
             f"({len(student_vocab)} and {len(teacher_vocab)} tokens, {differ} differ); token-level distillation "
             f"needs one tokenizer: choose a student of the teacher's family or init_from_teacher")
 
