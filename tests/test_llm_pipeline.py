@@ -162,3 +162,20 @@ def test_on_policy_samples_student_responses_scored_by_the_live_teacher(tmp_path
     assert 0 < summary["on_policy"]["sampled_batches"] < 3  # 3 steps, lmbda 0.5, seed 0: some of each
     assert summary["teacher_cache"] is not None  # the data's batches still read the cache
     assert summary["models"]["student"]["kl_to_teacher"] > 0
+
+
+def test_check_only_builds_and_probes_the_pair_and_writes_nothing(tmp_path, capsys):
+    import yaml
+
+    from distill.cli import main
+
+    cfg = lm_config(tmp_path)
+    path = tmp_path / "lm.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    assert main(["run", str(path), "--check", "--out", str(tmp_path / "run")]) == 0
+    assert not (tmp_path / "run").exists()
+    bad = cfg.model_dump(mode="json")
+    bad["student"]["model"]["options"]["init_from_teacher"] = {"layers": [0, 9]}
+    path.write_text(yaml.safe_dump(bad))
+    assert main(["run", str(path), "--check", "--out", str(tmp_path / "run")]) == 2
+    assert "init_from_teacher.layers must be indices of the source's 2 layers" in capsys.readouterr().err
