@@ -129,6 +129,17 @@ def test_a_data_tokenizer_other_than_the_teachers_is_refused(tmp_path, model_dir
         load_data(data_cfg(train=str(train), tokenizer=str(other)), model_dir)
 
 
+def test_epoch_steps_cut_one_continuous_stream_of_passes(tmp_path, model_dir):
+    train = write_pairs(tmp_path / "train.jsonl", 12)
+    data = load_data(data_cfg(train=str(train), val=str(train), test=str(train)), model_dir)
+    passes = LMBatches(data.train.inputs, data.train.targets, 5, seed=2)
+    stream = [i for e in range(2) for b in passes.epoch(e) for i in b.index.tolist()]
+    short = LMBatches(data.train.inputs, data.train.targets, 5, seed=2, epoch_steps=2)
+    assert len(short) == 2
+    cut = [i for e in range(3) for b in short.epoch(e) for i in b.index.tolist()]
+    assert cut == stream  # 3 epochs of 2 batches = the same 6 batches as 2 passes of 3
+
+
 def test_missing_train_file_is_one_line(tmp_path, model_dir):
     with pytest.raises(DataError, match="needs data.lm.train"):
         load_data(data_cfg(), model_dir)

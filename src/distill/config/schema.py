@@ -101,6 +101,9 @@ class LMDataConfig(Strict):
                                                         "(null = the template's own default)")
     length_buckets: bool = Field(True, description="batches of similar lengths (less padding computed)")
     packing: bool = Field(False, description="lm_jsonl: concatenate training samples into max_length blocks")
+    epoch_steps: int | None = Field(None, ge=1, le=INT64, description="an epoch (one validation and metrics line) "
+                                                                      "is this many batches of a continuous stream of "
+                                                                      "shuffled passes; null = one pass")
     tokenizer: str | None = Field(None, description="tokenizer directory or .gguf; null = the teacher's")
 
 

@@ -264,19 +264,26 @@ def lm_batch(inputs: Tensor, targets: Tensor, index: Tensor | None = None) -> Ba
 class LMBatches:
     """Shuffled batches of token sequences, each trimmed to its own longest loss position.
 
-    ``buckets``: each epoch's permutation is cut into pools of ``pool`` batches, each pool sorted by
+    ``buckets``: each pass's permutation is cut into pools of ``pool`` batches, each pool sorted by
     length (much less padding computed), and the pool's batches served in random order. Under
-    torchrun each rank takes every ``world_size``-th row of a global batch.
+    torchrun each rank takes every ``world_size``-th row of a global batch. ``epoch_steps``: an
+    epoch (one validation, one metrics line) is that many batches of one continuous stream of
+    passes, so held-out numbers come at several points of a short run.
     """
 
     def __init__(self, inputs: Tensor, targets: Tensor, batch_size: int, seed: int = 0, buckets: bool = True,
-                 pool: int = 16, rank: int = 0, world_size: int = 1):
+                 pool: int = 16, rank: int = 0, world_size: int = 1, epoch_steps: int | None = None):
         self.inputs, self.targets, self.batch_size = inputs, targets, batch_size
         self.seed, self.buckets, self.pool, self.rank, self.world = seed, buckets, pool, rank, world_size
+        self.epoch_steps = epoch_steps
         self.lengths = torch.tensor([loss_width(t[None]) for t in targets.cpu()])
 
-    def __len__(self) -> int:
+    @property
+    def batches_per_pass(self) -> int:
         return -(-len(self.inputs) // self.batch_size)
+
+    def __len__(self) -> int:
+        return self.epoch_steps or self.batches_per_pass
 
     def order(self, epoch: int) -> list[Tensor]:
         generator = epoch_generator(self.seed, epoch)
@@ -289,8 +296,20 @@ class LMBatches:
             batches += list(chunk[torch.argsort(self.lengths[chunk], stable=True)].split(self.batch_size))
         return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
+    def stream(self, epoch: int):
+        """The batch indices of one epoch: a pass, or ``epoch_steps`` batches of the continuous stream."""
+        if self.epoch_steps is None:
+            yield from self.order(epoch)
+            return
+        passes: dict[int, list[Tensor]] = {}
+        for b in range(epoch * self.epoch_steps, (epoch + 1) * self.epoch_steps):
+            number, within = divmod(b, self.batches_per_pass)
+            if number not in passes:
+                passes = {number: self.order(number)}
+            yield passes[number][within]
+
     def epoch(self, epoch: int):
-        for index in self.order(epoch):
+        for index in self.stream(epoch):
             index = index[self.rank :: self.world] if self.world > 1 else index
             dev = index.to(self.inputs.device)
             yield lm_batch(self.inputs[dev], self.targets[dev], index)

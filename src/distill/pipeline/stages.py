@@ -84,7 +84,8 @@ def batches(exp: Experiment, train_cfg: TrainConfig, views: int | None = None,
                           f"over {world} processes")
     if exp.cfg.task == "causal_lm":  # token sequences, each batch trimmed to its last loss position
         return LMBatches(inputs, targets, train_cfg.batch_size, seed=exp.cfg.seed,
-                         buckets=exp.cfg.data.lm.length_buckets, rank=dist.rank(), world_size=world)
+                         buckets=exp.cfg.data.lm.length_buckets, rank=dist.rank(), world_size=world,
+                         epoch_steps=exp.cfg.data.lm.epoch_steps)
     if world == 1 and is_token_ids(inputs) and exp.cfg.data.text.length_buckets:
         # Sentences of similar length per batch (opt-in: less random batches): text models drop the
         # all-padding columns, so an epoch costs about the sentences' own lengths, not each batch's longest.
