@@ -22,8 +22,8 @@ from distill.config.schema import TrainConfig
 from distill.data.augment import with_mixing
 from distill.data.batches import InMemoryBatches
 from distill.data.lazy import cat, is_lazy
-from distill.data.stream import DEFAULT_WORKERS, batch_source
 from distill.data.lm_data import LMBatches
+from distill.data.stream import DEFAULT_WORKERS, batch_source
 from distill.data.text import BucketedBatches, is_token_ids
 from distill.errors import ConfigError
 from distill.knowledge.cache import CacheOptions, build_cache, choose_teacher
