@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 FMNIST_PNG := data/fashion_mnist_png
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-EXTRAS ?= dev,search,export,text,data,vision
+EXTRAS ?= dev,search,export,text,data,vision,llm
 
 .PHONY: setup demo quick test lint bench clean speech-data
 

@@ -10,6 +10,7 @@ from torch import Tensor
 from distill.config.schema import DataConfig
 from distill.data.augment import BatchAugment
 from distill.data.fashion_mnist import CLASSES, load_fashion_mnist
+from distill.data.lazy import take
 from distill.data.registry import dataset_spec, register_dataset
 from distill.errors import DataError
 
@@ -23,7 +24,11 @@ class Split:
         return len(self.targets)
 
     def head(self, n: int | None) -> Split:
-        return self if n is None else Split(self.inputs[:n], self.targets[:n])
+        return self if n is None else Split(take(self.inputs, slice(0, n)), self.targets[:n])
+
+    def select(self, index) -> Split:
+        """The rows ``index`` (files stay on disk for lazy inputs)."""
+        return Split(take(self.inputs, index), self.targets[index])
 
 
 @dataclass
@@ -47,8 +52,7 @@ def carve_validation(split: Split, val_size: int, seed: int) -> tuple[Split, Spl
         raise DataError(f"data.val_size={val_size} leaves no training data out of {len(split)} samples")
     order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:val_size], order[val_size:]
-    return (Split(split.inputs[train_idx], split.targets[train_idx]),
-            Split(split.inputs[val_idx], split.targets[val_idx]))
+    return split.select(train_idx), split.select(val_idx)
 
 
 def _as_tensor(value, what: str, role: str) -> Tensor:
@@ -123,6 +127,21 @@ register_dataset("mpqa", kind="text", named=True, reads_unlabeled=True,
     _text_loader)
 register_dataset("text_files", kind="text", reads_unlabeled=True, summary="your own sentence files: data.text.train/val/test")(
     _text_loader)
+
+
+def _lm_loader(kind: str):
+    def load(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+        from distill.data.lm_data import load_lm_data  # tokenizers are imported only for language-model runs
+
+        return load_lm_data(cfg, teacher_path, kind)
+
+    return load
+
+
+register_dataset("lm_jsonl", kind="lm", task="causal_lm",
+                 summary="prompt/response or chat-messages JSONL for language models, see data.lm")(_lm_loader("jsonl"))
+register_dataset("lm_text", kind="lm", task="causal_lm",
+                 summary="plain text files for language models (loss on every token), see data.lm")(_lm_loader("text"))
 
 
 @register_dataset("spoken_words", kind="audio", named=True)

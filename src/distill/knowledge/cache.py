@@ -9,6 +9,7 @@ evenly over the other classes (exact top-k logits, exact probabilities at temper
 
 The cache is keyed on a hash of the teacher weights, the training data, the augmentation and the
 storage options; see ``cache_store`` for the file format and how stale or corrupt caches are found.
+Causal language models have their own per-token top-k cache, ``token_cache``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from torch import Tensor, nn
 from distill import distributed as dist
 from distill.data.augment import BatchAugment
 from distill.data.batches import StoredView, augmented, select_view, view_params
+from distill.data.lazy import is_lazy
+from distill.data.stream import load_planned
 from distill.data.text import is_token_ids, length_order
 from distill.knowledge import cache_store as store
 from distill.knowledge.teacher import LiveTeacher
@@ -40,27 +43,36 @@ class CacheOptions:
     top_k: int | None = None
     memory_mb: float = 1024.0
     chunk: int = 256  # samples per teacher forward pass while building (large ones are slower on CPU)
+    workers: int = 2  # loader processes decoding inputs read from disk (data/lazy.py) while building
 
 
 def is_frozen(model: nn.Module) -> bool:
     return not model.training and not any(p.requires_grad for p in model.parameters())
 
 
-def _hash_tensor(h, t: Tensor) -> None:
+def hash_tensor(h, t: Tensor) -> None:
     t = t.detach().cpu().contiguous()
     h.update(f"{t.dtype}{tuple(t.shape)}".encode())
     h.update(t.reshape(-1).view(torch.uint8).numpy().data if t.numel() else b"")
+
+
+def hash_weights(h, model: nn.Module) -> None:
+    """The teacher's identity in a cache key: every tensor of its state, by name."""
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        hash_tensor(h, t)
 
 
 def cache_key(teacher: nn.Module, inputs: Tensor, targets: Tensor, augment: BatchAugment | None, seed: int,
               modules: tuple[str, ...], options: CacheOptions) -> str:
     """A hash of everything the cached values depend on: weights, data, augmentation, storage options."""
     h = hashlib.blake2b(digest_size=20)
-    for name, t in teacher.state_dict().items():
-        h.update(name.encode())
-        _hash_tensor(h, t)
-    _hash_tensor(h, inputs)
-    _hash_tensor(h, targets)
+    hash_weights(h, teacher)
+    if is_lazy(inputs):  # files on disk: their paths, sizes and times, not the pixels (never all in memory)
+        h.update(inputs.fingerprint().encode())
+    else:
+        hash_tensor(h, inputs)
+    hash_tensor(h, targets)
     aug = None if augment is None else [*augment.describe(), seed]
     h.update(json.dumps({"augment": aug, "modules": list(modules), "views": options.views,
                          "dtype": options.dtype, "top_k": options.top_k}).encode())
@@ -168,6 +180,8 @@ def build_cache(live: LiveTeacher, inputs: Tensor, targets: Tensor, augment: Bat
     layout = layout_for(views, n, probe, options)
     classes = probe.logits.shape[-1]
     nbytes = store.layout_bytes(layout)
+    # Inputs read from disk are bigger than memory by assumption: their cache stays memory-mapped too.
+    in_memory = nbytes <= options.memory_mb * 2**20 and not (is_lazy(inputs) and directory is not None)
     key = cache_key(live.model, inputs, targets, augment, seed, modules, options)
     started = time.perf_counter()
     if directory is None and dist.world_size() > 1:
@@ -175,15 +189,15 @@ def build_cache(live: LiveTeacher, inputs: Tensor, targets: Tensor, augment: Bat
     # Rank 0 decides, so every rank takes the same branch (the build has barriers).
     valid = directory is not None and dist.broadcast_object(dist.is_main() and store.is_valid(directory, key, layout))
     if valid:
-        log(f"teacher cache: reusing {directory} ({_size(nbytes)})")
+        log(f"teacher cache: reusing {directory} ({size_text(nbytes)})")
         arrays = store.open_arrays(directory, layout)
     else:
-        where = "memory" if nbytes <= options.memory_mb * 2**20 else "a memory-mapped file"
+        where = "memory" if in_memory else "a memory-mapped file"
         log(f"teacher cache: building {views} view(s) x {n} samples, {', '.join(layout)}: "
-            f"{_size(nbytes)} in {where}" + (f" ({directory})" if directory else ""))
+            f"{size_text(nbytes)} in {where}" + (f" ({directory})" if directory else ""))
         arrays = _fill(live, inputs, targets, augment, seed, views, options, directory, layout, key)
     seconds = time.perf_counter() - started
-    if nbytes <= options.memory_mb * 2**20:
+    if in_memory:
         arrays = {k: torch.from_numpy(np.array(a)).to(device) for k, a in arrays.items()}
     return CachedTeacher(live, arrays, classes, device, build_seconds=seconds, nbytes=nbytes)
 
@@ -208,32 +222,40 @@ def _fill(live, inputs, targets, augment, seed, views, options, directory, layou
         arrays = store.open_arrays(directory, layout, mode="r+")
     rows = in_length_order(live, inputs, torch.arange(dist.rank(), len(inputs), dist.world_size()))
     for view in range(views):
-        image_size = tuple(inputs.shape[-2:]) if inputs.dim() == 4 else (1, 1)
-        params = view_params(augment, len(inputs), seed, view, image_size) if augment is not None else None
-        for start in range(0, len(rows), options.chunk):
-            index = rows[start : start + options.chunk]
-            index_dev = index.to(inputs.device)
-            x = inputs[index_dev]
-            if params is not None:  # the same (mixed) view the student's batch will hold
-                x = (augment.apply(x, params.stored(index, view)) if hasattr(params, "stored")
-                     else augmented(augment, inputs, index_dev, select_view(params, index)))
-            out = live(Batch(x, targets[index_dev], index=index))
+        for index, x in view_chunks(inputs, augment, seed, view, rows, options):
+            out = live(Batch(x, targets[index.to(targets.device)], index=index))
+            del x  # before the next chunk is read: one chunk of inputs in memory at a time, not two
             chunk = encode(out.logits.cpu(), {k: v.cpu() for k, v in out.features.items()}, options)
             for name, values in chunk.items():
                 arrays[name][view, index.numpy()] = values
     if directory is None:
         return arrays
-    for a in arrays.values():
-        a.flush()
-    del arrays
-    dist.barrier()
-    if dist.is_main():
-        store.seal(directory, key, layout, {"views": views, "samples": len(inputs)})
-    dist.barrier()
-    return store.open_arrays(directory, layout)
+    return store.seal_shared(directory, arrays, key, layout, {"views": views, "samples": len(inputs)})
 
 
-def _size(nbytes: int) -> str:
+def view_chunks(inputs, augment: BatchAugment | None, seed: int, view: int, rows: Tensor,
+                options: CacheOptions):
+    """(sample positions, inputs) per chunk of ``rows`` in stored view ``view``: the same (mixed) view the
+    student's batch will hold. Inputs on disk are decoded by ``options.workers`` loader processes."""
+    image_size = tuple(inputs.shape[-2:]) if inputs.dim() == 4 else (1, 1)
+    params = view_params(augment, len(inputs), seed, view, image_size) if augment is not None else None
+    chunks = [rows[start : start + options.chunk] for start in range(0, len(rows), options.chunk)]
+    if is_lazy(inputs):
+        plan = [(index, None if params is None else select_view(params, index)) for index in chunks]
+        for index, x in zip(chunks, load_planned(inputs, augment, plan, options.workers), strict=True):
+            yield index, x.to(inputs.device)
+            del x
+        return
+    for index in chunks:
+        index_dev = index.to(inputs.device)
+        x = inputs[index_dev]
+        if params is not None:
+            x = (augment.apply(x, params.stored(index, view)) if hasattr(params, "stored")
+                 else augmented(augment, inputs, index_dev, select_view(params, index)))
+        yield index, x
+
+
+def size_text(nbytes: int) -> str:
     return f"{nbytes / 2**20:.1f} MiB" if nbytes >= 2**20 else f"{nbytes / 1024:.1f} KiB"
 
 
