@@ -243,3 +243,14 @@ def test_streamed_image_folder_keeps_every_split_and_the_pool_on_disk(tmp_path):
         assert torch.equal(a.targets, b.targets)
     joined = cat(streamed.train.inputs, pool.inputs)  # what the distilled student trains on
     assert isinstance(joined, LazyInputs) and len(joined) == len(streamed.train) + len(pool)
+
+
+def test_int8_calibration_decodes_only_the_drawn_files(pngs):
+    from distill.export.quantize import calibration_batches
+
+    paths, dense, _ = pngs
+    streamed = calibration_batches(LazyInputs(paths, GrayDecode()), 2, 8, seed=4)
+    held = calibration_batches(dense.numpy(), 2, 8, seed=4)
+    assert len(streamed) == len(held) == 2
+    for a, b in zip(streamed, held, strict=True):
+        np.testing.assert_array_equal(a, b)
