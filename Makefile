@@ -5,15 +5,16 @@ BIN := $(VENV)/bin
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 FMNIST_PNG := data/fashion_mnist_png
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-EXTRAS ?= dev,search,export,text,data
+EXTRAS ?= dev,search,export,text,data,vision,llm
 
 .PHONY: setup demo quick test lint bench clean speech-data
 
 $(BIN)/distill: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# The CPU build of torch; a bare `torch` would pull a multi-GB CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
+	# torch and torchvision pinned as a pair (torchvision 0.28.0 fails to import beside torch 2.13.0+cpu:
+	# `operator torchvision::nms does not exist`); these builds carry CUDA libraries but run on a CPU.
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 

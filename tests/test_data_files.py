@@ -398,10 +398,14 @@ def test_teacher_mode_then_few_labels_with_its_checkpoint(tmp_path, monkeypatch)
     seen.clear()
     few = {**data, "labeled_subset": 6, "unlabeled": "rest"}
     teacher = {**TINY_MODELS["teacher"], "checkpoint": str(checkpoint)}
-    summary = distill.run({"name": "few", "data": few, **TINY_MODELS, "teacher": teacher}, out=tmp_path / "few",
-                          quiet=True)
+    summary = distill.run({"name": "few", "data": few, **TINY_MODELS, "teacher": teacher,
+                           "baseline_train": {"epochs": 3, "batch_size": 4}}, out=tmp_path / "few", quiet=True)
     assert seen == {"baseline": (6, 0), "student": (24, 18)}
     assert set(summary["models"]) == {"teacher", "baseline", "student"}
+    from distill.rundir import read_records
+
+    epochs = [r["epoch"] for r in read_records(tmp_path / "few" / "metrics.jsonl") if r.get("model") == "baseline"]
+    assert epochs == [1, 2, 3]  # the baseline's own recipe (baseline_train), not the student's one epoch
 
 
 def test_text_pool_from_a_file_joins_the_transfer_set(tmp_path, capsys):

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from distill.config.schema import ExperimentConfig
@@ -15,9 +17,12 @@ from distill.data.lazy import is_lazy
 from distill.errors import CompatibilityError, ConfigError, DataError
 from distill.methods.base import METHODS, check_method_options
 from distill.models.registry import check_model_options
+from distill.rundir import check_writable_folder
 
 REGRESSION = "regression"
 CLASSIFICATION = "classification"
+CAUSAL_LM = "causal_lm"
+LM_MODES = ("offline", "sequence_kd", "on_policy")  # pipeline/modes/ files that run causal_lm
 
 
 def model_sections(cfg: ExperimentConfig) -> list[tuple[str, object]]:
@@ -83,7 +88,12 @@ def check_config(cfg: ExperimentConfig, source: str = "config") -> None:
         raise CompatibilityError(f"{source}: task is '{cfg.task}' but dataset '{spec.name}' is a {task} "
                                  f"dataset; set task: {task}, or choose a {cfg.task} dataset")
     check_unlabeled_source(cfg.data, spec)
+    if cfg.task == CAUSAL_LM and cfg.distill.mode not in LM_MODES:
+        raise CompatibilityError(f"{source}: distill.mode '{cfg.distill.mode}' does not train language models; "
+                                 f"task causal_lm runs the modes {', '.join(LM_MODES)}")
     check_device(cfg)
+    if cfg.cache.dir and cfg.cache.mode != "off":  # else found only once the teacher has trained
+        check_writable_folder(Path(cfg.cache.dir), "cache.dir")
 
 
 def check_data(cfg: ExperimentConfig, data) -> None:
