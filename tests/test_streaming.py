@@ -100,7 +100,10 @@ def test_cache_from_disk_replays_the_students_view_and_is_memory_mapped(pngs, tm
 
 
 def test_cache_key_follows_the_files(pngs, tmp_path):
-    paths, _, targets = pngs
+    import shutil
+
+    paths = [shutil.copy(p, tmp_path) for p in pngs[0][:20]]  # own copies: one is edited below
+    targets = pngs[2]
     options = CacheOptions(views=1, workers=0)
     build = lambda: build_cache(LiveTeacher(tiny_teacher(), ()), LazyInputs(paths[:20], GrayDecode()),  # noqa: E731
                                 targets[:20], None, 0, 1, options, tmp_path / "c", "cpu", log=logs.append)
