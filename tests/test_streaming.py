@@ -100,7 +100,10 @@ def test_cache_from_disk_replays_the_students_view_and_is_memory_mapped(pngs, tm
 
 
 def test_cache_key_follows_the_files(pngs, tmp_path):
-    paths, _, targets = pngs
+    import shutil
+
+    paths = [shutil.copy(p, tmp_path) for p in pngs[0][:20]]  # own copies: one is edited below
+    targets = pngs[2]
     options = CacheOptions(views=1, workers=0)
     build = lambda: build_cache(LiveTeacher(tiny_teacher(), ()), LazyInputs(paths[:20], GrayDecode()),  # noqa: E731
                                 targets[:20], None, 0, 1, options, tmp_path / "c", "cpu", log=logs.append)
@@ -124,14 +127,20 @@ def test_a_file_of_another_size_is_one_line_naming_it(pngs, tmp_path):
 
 # -- whole runs from the YAML alone ---------------------------------------------------------------------
 MEASURE = """
-import json, resource, sys
+import json, sys
 from distill.cli import main
-peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ":"))
+
 growth = []
 for config in sys.argv[1:]:  # the first run warms up (imports, allocator, a full cache-build chunk)
-    before = peak()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to the current resident size: a peak per run
+    before = status("VmRSS")
     assert main(["run", config, "--quiet", "--out", config + ".out"]) == 0
-    growth.append(peak() - before)
+    growth.append(status("VmHWM") - before)
 print(json.dumps(growth))
 """
 
@@ -188,6 +197,8 @@ def test_a_streamed_run_stays_under_a_memory_budget_its_images_exceed(tmp_path):
     out = subprocess.run([sys.executable, "-c", MEASURE, *configs], env=env, capture_output=True, text=True,
                          check=True)
     _, streamed, in_memory = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"peak RSS growth: streamed {streamed / 2**20:.1f} MiB, in memory {in_memory / 2**20:.1f} MiB; "
+          f"PNG on disk {on_disk / 2**20:.1f} MiB, decoded {decoded / 2**20:.1f} MiB, budget {budget / 2**20:.0f} MiB")
     assert streamed < budget, f"the streamed run grew {streamed / 2**20:.1f} MiB (budget {budget / 2**20} MiB)"
     assert in_memory > decoded, in_memory  # the measure can fail: the in-memory run of the same files holds them
     cache = Path(configs[1] + ".out") / "cache"
@@ -243,3 +254,14 @@ def test_streamed_image_folder_keeps_every_split_and_the_pool_on_disk(tmp_path):
         assert torch.equal(a.targets, b.targets)
     joined = cat(streamed.train.inputs, pool.inputs)  # what the distilled student trains on
     assert isinstance(joined, LazyInputs) and len(joined) == len(streamed.train) + len(pool)
+
+
+def test_int8_calibration_decodes_only_the_drawn_files(pngs):
+    from distill.export.quantize import calibration_batches
+
+    paths, dense, _ = pngs
+    streamed = calibration_batches(LazyInputs(paths, GrayDecode()), 2, 8, seed=4)
+    held = calibration_batches(dense.numpy(), 2, 8, seed=4)
+    assert len(streamed) == len(held) == 2
+    for a, b in zip(streamed, held, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -67,15 +67,17 @@ def image_tensor(image, options: ImageOptions, where) -> Tensor:
     """A PIL image -> (C, H, W) uint8 after the mode conversion, resize and centre crop of ``options``."""
     from PIL import Image
 
-    image = image.convert("L" if options.grayscale else "RGB")
+    mode = "L" if options.grayscale else "RGB"
+    if image.mode != mode:  # converting to its own mode would only copy (a streamed epoch decodes every file)
+        image = image.convert(mode)
     if options.resize is not None:
         image = image.resize(resized_size(*image.size, options.resize), Image.BILINEAR)
     if options.center_crop is not None:
         image = _center_crop(image, _pair(options.center_crop), where)
-    array = np.asarray(image, dtype=np.uint8)
+    array = np.array(image, dtype=np.uint8)  # one writable copy, no second one for torch
     if array.ndim == 2:
-        array = array[:, :, None]
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+        return torch.from_numpy(array).unsqueeze(0)
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
 def stack_same_size(images: Sequence[Tensor], names: Sequence[str]) -> Tensor:

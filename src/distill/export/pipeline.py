@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from distill.data.bundle import DataBundle
+from distill.data.lazy import is_lazy
 from distill.data.text import is_token_ids, length_order
 from distill.errors import CheckpointError
 from distill.export.bench import bench_onnx, bench_torch
@@ -82,7 +83,7 @@ def export_model(model: nn.Module, data: DataBundle, out_dir: str | Path, name: 
     """
     out_dir = Path(out_dir)
     model = model.cpu().eval()
-    test_x, test_y = data.test.inputs.cpu(), data.test.targets.cpu()
+    test_x, test_y = _test_inputs(data.test.inputs), data.test.targets.cpu()
     example = timing_example(model, test_x)
     fp32 = export_onnx(model, data.val.inputs[:VERIFY_SAMPLES].cpu(), out_dir / f"{name}.onnx", opset,
                        metadata=onnx_metadata(model, data))
@@ -98,7 +99,7 @@ def export_model(model: nn.Module, data: DataBundle, out_dir: str | Path, name: 
         files["int8"] = out_dir / f"{name}.int8.onnx"
         batches = None
         if choose_method(fp32.path) == "static":
-            batches = calibration_batches(data.train.inputs.cpu().numpy(), calibration, calibration_batch_size)
+            batches = calibration_batches(_host(data.train.inputs), calibration, calibration_batch_size)
         report["int8_method"] = quantize_int8(fp32.path, files["int8"], batches)
     for key, path in files.items():
         entry = bench_onnx(path, example.numpy(), batch_size, repeats, threads)
@@ -112,3 +113,13 @@ def export_model(model: nn.Module, data: DataBundle, out_dir: str | Path, name: 
 
 def write_report(path: Path, report: dict) -> None:
     atomic_write_text(path, json.dumps(report, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
+
+
+def _host(inputs):
+    """Training inputs for calibration: a numpy array, or the files on disk as they are (decoded there)."""
+    return inputs if is_lazy(inputs) else inputs.cpu().numpy()
+
+
+def _test_inputs(inputs):
+    """The test inputs on the host; a streamed test split is decoded here (the ONNX checks need an array)."""
+    return inputs.cpu()[slice(None)] if is_lazy(inputs) else inputs.cpu()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distill.data.lazy import is_lazy
 from distill.export.runtime import ExportError, op_types, require_onnx
 
 METHODS = ("auto", "dynamic", "static")
@@ -62,6 +63,8 @@ def calibration_batches(inputs: np.ndarray, batches: int, batch_size: int, seed:
     Float inputs become float32; integer inputs (token ids) keep their integer type.
     """
     order = np.random.default_rng(seed).permutation(len(inputs))[: batches * batch_size]
+    if is_lazy(inputs):  # files on disk (data.stream): decode only the drawn rows
+        inputs, order = inputs.decode_rows(order.tolist()).numpy(), np.arange(len(order))
     inputs = np.asarray(inputs)
     dtype = np.int64 if np.issubdtype(inputs.dtype, np.integer) else np.float32
     data = np.ascontiguousarray(inputs[order], dtype=dtype)
