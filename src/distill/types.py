@@ -61,3 +61,5 @@ class Batch:
     index: Tensor | None = None
     # The augmentation draws that produced ``inputs`` (None when not augmented).
     view: Any = None
+    # causal_lm: 1 for real tokens, 0 for padding (None: right padding, which a causal model never attends to).
+    attention_mask: Tensor | None = None
