@@ -31,7 +31,7 @@ from distill.config import load_config
 from distill.data.run_data import run_data
 from distill.evaluate.checkpoint_eval import load_checkpoint_model
 from distill.evaluate.cost import format_macs
-from distill.experiment import run_experiment
+from distill.pipeline.experiment import run_experiment
 from distill.report.summary import gap_recovered
 
 ROOT = Path(__file__).resolve().parents[1]

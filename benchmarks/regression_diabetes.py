@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from distill.config import load_config
-from distill.experiment import run_experiment
+from distill.pipeline.experiment import run_experiment
 from distill.report.summary import gap_recovered
 
 ROOT = Path(__file__).resolve().parents[1]

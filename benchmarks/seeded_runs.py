@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from distill.config import load_config  # noqa: E402
-from distill.experiment import run_experiment  # noqa: E402
+from distill.pipeline.experiment import run_experiment  # noqa: E402
 
 
 def run_config(cfg: dict, run_dir: Path, seed: int) -> dict:

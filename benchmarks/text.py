@@ -1,6 +1,6 @@
 """Text distillation benchmark: one recipe (an experiment YAML), several datasets, 3 seeds, `distill run`'s path.
 
-Every number comes from `distill.experiment.run_experiment` on the config, exactly as
+Every number comes from `distill.pipeline.experiment.run_experiment` on the config, exactly as
 `distill run CONFIG --set ...` would produce it: per dataset and seed, one run trains the student
 alone (the baseline) and distilled, from the same initial weights. The teacher is trained by the
 first seed's run (or taken from --teacher-checkpoint) and reused by the others through
@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from distill.config import load_config
-from distill.experiment import run_experiment
+from distill.pipeline.experiment import run_experiment
 from distill.rundir import read_records
 
 ROOT = Path(__file__).resolve().parents[1]

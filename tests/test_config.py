@@ -61,7 +61,7 @@ def test_missing_file():
 
 
 def test_model_option_typo_refused_before_training(tmp_path, fashion_mnist_root):
-    from distill.experiment import run_experiment
+    from distill.pipeline.experiment import run_experiment
 
     cfg = load_config(data={"student": {"model": {"name": "cnn", "chanels": [4]}}, "data": {"train_subset": 100}})
     with pytest.raises(ConfigError, match=r"model 'cnn' has no option 'chanels' \(did you mean 'channels'\?\)"):
@@ -69,7 +69,7 @@ def test_model_option_typo_refused_before_training(tmp_path, fashion_mnist_root)
 
 
 def test_class_count_mismatch_refused_before_training(tmp_path, fashion_mnist_root):
-    from distill.experiment import run_experiment
+    from distill.pipeline.experiment import run_experiment
 
     cfg = load_config(data={
         "data": {"train_subset": 200, "val_size": 100, "test_subset": 100},
@@ -85,7 +85,7 @@ def test_teacher_student_output_mismatch_is_caught():
     import torch
 
     from distill.data.bundle import Split, from_tensors
-    from distill.experiment import check_compatible
+    from distill.pipeline.building import check_compatible
 
     data = from_tensors("t", Split(torch.randn(20, 1, 4, 4), torch.randint(0, 3, (20,))),
                         Split(torch.randn(4, 1, 4, 4), torch.randint(0, 3, (4,))), num_classes=3, val_size=4)
@@ -107,7 +107,7 @@ def test_resolved_config_round_trips():
 
 
 def test_bad_layer_path_refused_before_teacher_training(tmp_path, fashion_mnist_root):
-    from distill.experiment import run_experiment
+    from distill.pipeline.experiment import run_experiment
 
     cfg = load_config(data={
         "data": {"train_subset": 200, "val_size": 100, "test_subset": 100},

@@ -7,6 +7,7 @@ cannot run on the tiny generic inputs below gets an entry in ``METHOD_CASES``/``
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
@@ -186,9 +187,19 @@ MODEL_CASES = {
 }
 
 
+# models of other libraries by name (distill/models/vision_libs.py): one or two of each family, tiny inputs
+LIBRARY_MODELS = {"torchvision": ["torchvision:resnet18", "torchvision:mobilenet_v3_small"],
+                  "timm": ["timm:test_resnet", "timm:test_vit"]}
+
+
 def model_params():
-    return [pytest.param(name, marks=pytest.mark.skip(reason=MODEL_SKIPS[name])) if name in MODEL_SKIPS else name
-            for name in MODELS.names()]
+    names = [pytest.param(name, marks=pytest.mark.skip(reason=MODEL_SKIPS[name])) if name in MODEL_SKIPS else name
+             for name in MODELS.names()]
+    for library, models in LIBRARY_MODELS.items():
+        installed = importlib.util.find_spec(library) is not None
+        names += [name if installed else pytest.param(name, marks=pytest.mark.skip(reason=f"{library} missing"))
+                  for name in models]
+    return names
 
 
 def build_case(name: str, seed: int = 0):

@@ -86,7 +86,7 @@ def test_warns_when_the_student_is_not_smaller_or_not_cheaper():
 
 def test_run_summary_records_macs(tmp_path, fashion_mnist_root):
     from distill.config.schema import ExperimentConfig
-    from distill.experiment import run_experiment
+    from distill.pipeline.experiment import run_experiment
 
     cfg = ExperimentConfig.model_validate({
         "data": {"root": str(fashion_mnist_root), "train_subset": 256, "val_size": 64, "test_subset": 64},

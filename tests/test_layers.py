@@ -79,6 +79,22 @@ def test_the_table_names_every_package():
     assert set(layers) - packages == set(), "the table names packages that do not exist"
 
 
+def test_the_first_apis_old_homes_are_gone():
+    """The modules that only re-exported distill.pipeline are removed (issue 22): each thing has one home."""
+    old = ("experiment", "recipes")
+    assert not [name for name in old if is_module(name)], "remove the re-exporting modules"
+    users = []
+    for folder in ("src", "tests", "benchmarks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+                names += [f"distill.{a.name}" for a in getattr(node, "names", []) if names == ["distill"]]
+                if any(n.split(".")[:2] in [["distill", name] for name in old] for n in names):
+                    users.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not users, f"import distill.pipeline (experiment, modes, stages) instead: {users}"
+
+
 def violations(edges: dict[tuple[str, str], list[str]], layers: dict[str, int]) -> list[str]:
     shared_rows = {0, max(layers.values())}  # the bottom and the wiring row: their modules may use each other
     bad = []

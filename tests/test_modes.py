@@ -9,10 +9,10 @@ import torch
 
 from distill.config import load_config
 from distill.errors import ConfigError
-from distill.experiment import run_experiment
 from distill.methods import Batch, Outputs, build_method
 from distill.models import build_model
 from distill.models.cohort import Cohort
+from distill.pipeline.experiment import run_experiment
 from distill.train.checkpoint import load_tensors
 from distill.train.label_loss import label_loss
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from distill.config import load_config
-from distill.experiment import run_experiment
+from distill.pipeline.experiment import run_experiment
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -6,8 +6,8 @@ import torch
 from distill.config import load_config
 from distill.data import Split, from_tensors, register_dataset
 from distill.errors import ConfigError
-from distill.experiment import run_experiment
 from distill.knowledge.cache import CachedTeacher
+from distill.pipeline.experiment import run_experiment
 from distill.pipeline.modes import MODES, load_modes
 
 TRAIN, TRANSFER = 96, 48

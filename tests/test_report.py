@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from distill.cli import main
-from distill.experiment import run_experiment
+from distill.pipeline.experiment import run_experiment
 from distill.report.html import write_report
 
 from .tiny_run import ROOT, tiny_config

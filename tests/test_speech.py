@@ -86,9 +86,15 @@ def test_stored_masked_views_are_replayed_by_batches_and_teacher_cache():
             assert torch.allclose(cache(batch).logits, live(batch).logits, atol=1e-5)  # the stored view is this one
 
 
-def test_loader_names_what_is_missing_and_how_to_make_it(tmp_path):
+def test_loader_names_what_is_missing_and_how_to_make_it(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="python -m distill.data.spoken_words"):
+        load_spoken_words(tmp_path, generate_missing=False)
+    import distill.data.spoken_words as spoken_words
+
+    monkeypatch.setattr(spoken_words.shutil, "which", lambda name: None)  # no espeak-ng: nothing can generate it
+    with pytest.raises(DataError, match="espeak-ng, which generates it on first use, is not installed: apt-get"):
         load_spoken_words(tmp_path)
+    monkeypatch.undo()
     (tmp_path / FILE_NAME).write_bytes(b"not an archive")
     with pytest.raises(DataError, match="not a readable spoken-word archive"):
         load_spoken_words(tmp_path)

@@ -9,7 +9,7 @@ import pytest
 
 from distill.config.load import load_config
 from distill.data.text import text_root
-from distill.experiment import run_experiment
+from distill.pipeline.experiment import run_experiment
 
 from .text_helpers import SENTENCES, tiny_model_dir, write_lines
 

@@ -203,14 +203,15 @@ def test_text_runs_train_on_length_bucketed_batches(small_run):
     from distill.config import load_config
     from distill.data.batches import InMemoryBatches
     from distill.data.text import BucketedBatches
-    from distill.experiment import Experiment
+    from distill.pipeline.experiment import Experiment
+    from distill.pipeline.stages import batches as training_batches
 
     cfg = load_config(small_run / "config.yaml")
     experiment = Experiment(cfg, small_run, quiet=True)
     experiment.data = run_data(small_run)
-    batches = experiment._batches(cfg.student.train)
+    batches = training_batches(experiment, cfg.student.train)
     assert isinstance(batches, BucketedBatches)
     seen = sorted(i for batch in batches.epoch(0) for i in batch.index.tolist())
     assert seen == list(range(len(experiment.data.train)))
     cfg.data.text.length_buckets = False
-    assert isinstance(experiment._batches(cfg.student.train), InMemoryBatches)
+    assert isinstance(training_batches(experiment, cfg.student.train), InMemoryBatches)

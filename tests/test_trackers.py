@@ -10,7 +10,7 @@ import pytest
 
 from distill import cli
 from distill.errors import ConfigError
-from distill.experiment import run_experiment
+from distill.pipeline.experiment import run_experiment
 from distill.train import trackers
 from tests.tiny_run import TINY, tiny_config
 

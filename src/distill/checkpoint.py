@@ -9,12 +9,14 @@ readable copy of that state.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+from torch import Tensor
 
 from distill.errors import CheckpointError
 from distill.io import atomic_write
@@ -96,9 +98,66 @@ def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], path: 
 
 
 def load_weights_into(model: torch.nn.Module, path: str | Path, target: str = "the config's model") -> dict[str, Any]:
+    """Load a distill checkpoint, or a torch state_dict (.pt/.pth, read with weights_only=True), strictly."""
+    if Path(path).suffix.lower() in TORCH_SUFFIXES:
+        load_checked(model, read_state_dict(path, "teacher.checkpoint"), path, None, target)
+        return {}
     tensors, meta = load_tensors(path)
     load_checked(model, model_weights(tensors), path, meta.get("model"), target)
     return meta
+
+
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+WRAPPERS = ("state_dict", "model_state_dict", "model", "module", "net")
+
+
+def read_state_dict(path: str | Path, label: str) -> dict[str, Tensor]:
+    """The tensors of a local weights file, wrappers taken off; one-line errors naming the file."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"{label}: weights file not found: {path} (distill never downloads weights; "
+                              f"give a local .safetensors, .pt or .pth file)")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{label}: {path} is not a readable safetensors file ({_first_line(exc)})") from None
+    elif suffix in TORCH_SUFFIXES:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
+            raise CheckpointError(
+                f"{label}: {path} cannot be read with torch.load(weights_only=True) ({_first_line(exc)}); "
+                f"a pickled model object is refused for safety: save its state_dict() (or safetensors) "
+                f"instead") from None
+    else:
+        raise CheckpointError(f"{label}: weights file {path} has suffix '{path.suffix}'; "
+                              f"expected .safetensors, or .pt/.pth (a torch state_dict)")
+    return _unwrap(state, path, label)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
+def _unwrap(state, path: Path, label: str) -> dict[str, Tensor]:
+    while isinstance(state, dict) and not any(isinstance(v, Tensor) for v in state.values()):
+        inner = next((state[k] for k in WRAPPERS if isinstance(state.get(k), dict)), None)
+        if inner is None:
+            break
+        state = inner
+    if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
+        kind = type(state).__name__ if not isinstance(state, dict) else f"a mapping with keys {list(state)[:4]}"
+        raise CheckpointError(f"{label}: {path} holds {kind}, not a state_dict of tensors; save "
+                              f"model.state_dict() to it")
+    state = model_weights(dict(state))  # a distill last checkpoint: its model.* tensors
+    if all(k.startswith("module.") for k in state):  # saved from DistributedDataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
 
 
 def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:

@@ -18,6 +18,7 @@ from distill.export.commands import _at_least
 from distill.export.commands import add_commands as add_export_commands
 from distill.report import commands as report_commands
 from distill.search.commands import add_commands as add_search_commands
+from distill.terminal import one_line_warnings
 
 EPILOG = ("Every command has its own --help. Exit codes: 0 done, 2 bad input (one line says what and how to fix "
           "it), 1 a bug in distill, 130 interrupted (docs/errors.md). Docs: README.md and docs/ in the repository.")
@@ -128,23 +129,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def show_entry(console, kind: str, entries: dict, name: str) -> dict:
+    """Print a catalogue entry's name, summary, paper and description; an unknown name is one line."""
+    from distill.registry import UnknownNameError, nearest
+    from distill.terminal import doc_markup
+
+    if name not in entries:
+        raise UnknownNameError(f"unknown {kind} '{name}'{nearest(name, list(entries))}; "
+                               f"known: {', '.join(sorted(entries))}")
+    entry = entries[name]
+    console.print(f"[bold]{name}[/bold]: {doc_markup(entry['summary'])}")
+    if entry["paper"]:
+        console.print(f"paper: {escape(entry['paper'])}")
+    if entry["doc"]:
+        console.print(doc_markup(entry["doc"]))
+    return entry
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     from distill.catalogue import catalogue  # no torch import: the listing is read from catalogue.json
-    from distill.registry import UnknownNameError, nearest
     from distill.terminal import doc_markup, output_console
 
     methods = catalogue()["methods"]
     console = output_console()
     if args.name:
-        if args.name not in methods:
-            raise UnknownNameError(f"unknown method '{args.name}'{nearest(args.name, list(methods))}; "
-                                   f"known: {', '.join(sorted(methods))}")
-        entry = methods[args.name]
-        console.print(f"[bold]{args.name}[/bold]: {doc_markup(entry['summary'])}")
-        if entry["paper"]:
-            console.print(f"paper: {escape(entry['paper'])}")
-        if entry["doc"]:
-            console.print(doc_markup(entry["doc"]))
+        entry = show_entry(console, "method", methods, args.name)
         if entry.get("label_weight") is not None:
             console.print(f"label weight (the default of distill.label_weight): {entry['label_weight']}")
         console.print("options:")
@@ -156,12 +165,35 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_modes(args: argparse.Namespace) -> int:
+    from distill.catalogue import catalogue  # no torch import: the listing is read from catalogue.json
+    from distill.terminal import doc_markup, output_console
+
+    modes = catalogue()["modes"]
+    console = output_console()
+    if not args.name:
+        for name in sorted(modes):
+            console.print(f"[bold]{name:<12}[/bold] {doc_markup(modes[name]['summary'])}")
+        console.print("distill modes NAME: the mode's paper and the config keys it reads (set distill.mode: NAME)")
+        return 0
+    entry = show_entry(console, "mode", modes, args.name)
+    console.print(f"config keys it reads (with distill.mode: {args.name}):")
+    for key, meaning in entry["reads"].items():
+        console.print(f"  [bold]{escape(key)}[/bold]: {doc_markup(meaning)}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from distill.catalogue import catalogue
     from distill.registry import UnknownNameError, nearest
     from distill.terminal import doc_markup, output_console
 
-    models = catalogue()["models"]
+    index = catalogue()
+    models, families = index["models"], index.get("families", {})
+    if args.name and args.name.split(":")[0] in families and args.name not in models:
+        from distill.catalogue import show_family
+
+        return show_family(args.name, families[args.name.split(":")[0]], output_console())
     if args.name and args.name not in models:
         raise UnknownNameError(f"unknown model '{args.name}'{nearest(args.name, list(models))}; "
                                f"known: {', '.join(sorted(models))}")
@@ -179,6 +211,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name in sorted(models):
         console.print(f"[bold]{name:<18}[/bold] {doc_markup(models[name]['summary'])}")
     console.print("distill models NAME: the model's options and what each one means")
+    from distill.catalogue import show_families
+
+    show_families(families, console)
     return 0
 
 
@@ -239,11 +274,18 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("name", nargs="?", help="a method name")
     me.set_defaults(func=cmd_methods)
 
+    md = sub.add_parser("modes", help="list training modes (offline, online, takd, ...), or show one's config keys",
+                        description="List the training modes (distill.mode) with a one-line summary each, or, with "
+                                    "NAME, that mode's paper, description and the config keys it reads.")
+    md.add_argument("name", nargs="?", help="a mode name")
+    md.set_defaults(func=cmd_modes)
+
     mo = sub.add_parser("models", help="list the model zoo and each model's options",
                         description="List the registered models (the zoo, plus any from --import or plugins), or, "
                                     "with NAME, what the model is and each of its options: default, type and "
                                     "meaning (set them as model: {name: NAME, OPTION: VALUE} in the YAML).")
-    mo.add_argument("name", nargs="?", help="a model name")
+    mo.add_argument("name", nargs="?", help="a model name; torchvision, timm or hf for that library's models; "
+                                            "'timm:*convnext*' for the names that match")
     mo.set_defaults(func=cmd_models)
 
     report_commands.add_commands(sub)
@@ -273,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("DISTILL_DEBUG", "").lower() in ("1", "true", "yes")
     argv = [a for a in argv if a != "--debug"]
+    one_line_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

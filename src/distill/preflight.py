@@ -8,12 +8,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from distill.config.schema import ExperimentConfig
+from distill.data.lazy import is_lazy
 from distill.errors import CompatibilityError, ConfigError, DataError
 from distill.methods.base import METHODS, check_method_options
 from distill.models.registry import check_model_options
+from distill.rundir import check_writable_folder
 
 REGRESSION = "regression"
 CLASSIFICATION = "classification"
@@ -76,15 +80,20 @@ def check_config(cfg: ExperimentConfig, source: str = "config") -> None:
             raise CompatibilityError(f"{source}: method '{name}' is for {serves} but task is '{cfg.task}'; "
                                      f"see `distill methods` for the {cfg.task} methods")
     from distill.data.registry import dataset_spec
+    from distill.data.unlabeled import check_unlabeled_source
 
     spec = dataset_spec(cfg.data.dataset)
-    if spec.task != cfg.task:
-        raise CompatibilityError(f"{source}: task is '{cfg.task}' but dataset '{spec.name}' is a {spec.task} "
-                                 f"dataset; set task: {spec.task}, or choose a {cfg.task} dataset")
+    task = spec.task_for(cfg.data)
+    if task != cfg.task:
+        raise CompatibilityError(f"{source}: task is '{cfg.task}' but dataset '{spec.name}' is a {task} "
+                                 f"dataset; set task: {task}, or choose a {cfg.task} dataset")
+    check_unlabeled_source(cfg.data, spec)
     if cfg.task == CAUSAL_LM and cfg.distill.mode not in LM_MODES:
         raise CompatibilityError(f"{source}: distill.mode '{cfg.distill.mode}' does not train language models; "
                                  f"task causal_lm runs the modes {', '.join(LM_MODES)}")
     check_device(cfg)
+    if cfg.cache.dir and cfg.cache.mode != "off":  # else found only once the teacher has trained
+        check_writable_folder(Path(cfg.cache.dir), "cache.dir")
 
 
 def check_data(cfg: ExperimentConfig, data) -> None:
@@ -101,6 +110,9 @@ def check_data(cfg: ExperimentConfig, data) -> None:
         if data.num_classes < 2 or len(torch.unique(targets[targets >= 0])) < 2:
             raise DataError(f"{data.name}: every training label is the same, so there is nothing to classify; "
                             f"check the data's label column (data.text.label_column) or the files")
+    if cfg.data.stream and not is_lazy(data.train.inputs):
+        raise ConfigError(f"data.stream: true, but {data.name} is loaded into memory as one tensor; streaming "
+                          f"needs a dataset read from files (image_folder); remove data.stream")
     for name, part in (("train", data.train), ("val", data.val), ("test", data.test)):
         if len(part) == 0:
             raise DataError(f"{data.name}: the {name} split is empty; give more data or a smaller data.val_size")

@@ -9,6 +9,8 @@ plain Markdown (`| a | b |`), which read, grep and paste well.
 from __future__ import annotations
 
 import re
+import warnings
+from pathlib import Path
 
 from rich import box
 from rich.console import Console
@@ -36,3 +38,31 @@ def fit_table(table: Table, console: Console) -> Table:
 def doc_markup(text: str) -> str:
     """A docstring as rich markup: brackets kept literally, ``code`` in bold (plain text in a file)."""
     return re.sub(r"``(.+?)``", r"[bold]\1[/bold]", escape(text))
+
+
+def format_warning(message, category, filename, lineno, line=None) -> str:
+    """One line per warning, as errors are: ``warning: MESSAGE``, no line of Python source after it.
+
+    distill's own warnings speak for themselves; another package's name their kind and where they
+    were raised, which its authors would need to hear about them.
+    """
+    text = " ".join(str(message).split())
+    if not getattr(category, "__module__", "").startswith("distill"):
+        text += f" ({category.__name__}, {Path(filename).name}:{lineno})"
+    return f"warning: {text}\n"
+
+
+def one_line_warnings() -> None:
+    """Print every warning as :func:`format_warning` does (the CLI installs it before any command)."""
+    warnings.formatwarning = format_warning
+
+
+def info(message: str) -> None:
+    """One line for the user from code that has no console of its own (a model factory replacing a head).
+
+    Printed on the first process only (``RANK`` 0 under torchrun), to stdout like the run's own lines.
+    """
+    import os
+
+    if os.environ.get("RANK", "0") == "0":
+        print(message, flush=True)

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 INT64 = 2**63 - 1  # torch's integers: a larger seed or size is a typo
 MAX_EPOCHS = 100_000
 MAX_BATCH = 1 << 20
+# Larger steps diverge for any model (and beyond float32's 3.4e38 the optimizer cannot even take them).
+MAX_LR = 10.0
 MAX_REPEATS = 10_000
 
 
@@ -84,6 +86,82 @@ class SpeechConfig(Strict):
                                                    description="null turns masking off")
 
 
+Size = int | tuple[int, int]
+
+
+class SplitFiles(Strict):
+    """Where a file-based dataset's splits come from: the training data, and optional val/test of the same kind."""
+
+    train: str | None = Field(None, description="the training data (a folder or file; relative paths are read "
+                                                "from the current directory)")
+    val: str | None = Field(None, description="validation data of the same kind; null = carve val_fraction from train")
+    test: str | None = Field(None, description="test data of the same kind; null = carve test_fraction from train")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved for validation when no val")
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved for test when no test")
+
+
+class ImageFolderConfig(SplitFiles):
+    """data.dataset: image_folder. Folders in torchvision's ImageFolder layout, root/<class>/<image>
+    (.png .jpg .jpeg .webp .bmp; classes sorted by folder name), decoded with Pillow."""
+
+    resize: Size | None = Field(None, description="N: the shorter side becomes N pixels (aspect kept); [H, W]: "
+                                                  "exactly that size; null = as stored (all images one size)")
+    center_crop: Size | None = Field(None, description="cut N x N (or [H, W]) pixels from the middle after resizing")
+    grayscale: bool = Field(False, description="one channel (Pillow mode L); false = three channels (RGB)")
+    mean: list[float] | None = Field(None, description="per-channel mean on the 0-1 scale; null = computed from "
+                                                       "the training split")
+    std: list[float] | None = Field(None, description="per-channel standard deviation; null = from the training split")
+
+    @model_validator(mode="after")
+    def _stats_pair(self) -> ImageFolderConfig:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("give both mean and std (or neither: both are then computed from the training split)")
+        if self.std is not None and any(v <= 0 for v in self.std):
+            raise ValueError("every std must be above 0")
+        return self
+
+
+class TableConfig(SplitFiles):
+    """data.dataset: table. A CSV, Parquet or JSONL file (by its suffix) with feature and label columns."""
+
+    label: str = Field("label", description="the label column (class names or numbers; a real value for regression)")
+    features: list[str] | None = Field(None, description="feature columns (numbers); null = every column but the label")
+    task: Literal["classification", "regression"] = Field(
+        "classification", description="classification: labels are classes; regression: a real-valued target "
+                                      "(set the experiment's task: regression too)")
+    class_names: list[str] | None = Field(None, description="the classes in order; null = the sorted labels of train")
+    standardize: bool = Field(True, description="scale features (and a regression target) with the training "
+                                                "split's mean and standard deviation")
+
+
+class HFDatasetConfig(Strict):
+    """data.dataset: hf_dataset. A local Hugging Face dataset: a save_to_disk folder, or local data files."""
+
+    path: str | None = Field(None, description="a folder written by Dataset(Dict).save_to_disk, or a data file "
+                                               "(.csv .json .jsonl .parquet) / folder that datasets.load_dataset reads")
+    train_split: str = Field("train", description="the split to train on (a plain Dataset is this split)")
+    val_split: str | None = Field("validation", description="validation split name; absent = carved from train")
+    test_split: str | None = Field("test", description="test split name; absent = carved from train")
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    test_fraction: float = Field(0.1, gt=0, lt=1)
+    input_column: str = Field("image", description="the input: PIL images or arrays, strings (text), or audio "
+                                                   "(a {array, sampling_rate} dict or a 1-D array)")
+    label_column: str = "label"
+    modality: Literal["auto", "image", "text", "audio"] = Field(
+        "auto", description="how to read the input column; auto = from its first value")
+    sample_rate: int | None = Field(None, ge=1, description="audio given as bare arrays: their sample rate "
+                                                            "(clips are cut or padded to data.audio.seconds)")
+
+
+class AudioFolderConfig(SplitFiles):
+    """data.dataset: audio_folder. root/<class>/<clip>.wav (any format soundfile reads), log-mels as data.speech."""
+
+    seconds: float | None = Field(None, gt=0, description="clip length: longer clips are cut, shorter ones padded "
+                                                          "with silence; null = the longest training clip")
+    sample_rate: int | None = Field(None, ge=1, description="clips at another rate are resampled to it; null = the "
+                                                            "first training clip's rate")
+
+
 class LMDataConfig(Strict):
     """Language-model data (data.dataset: lm_jsonl or lm_text; task: causal_lm), see docs/llm.md."""
 
@@ -114,7 +192,9 @@ class DataConfig(Strict):
                                      "sentence classification (see data.text); spoken_words: synthetic "
                                      "keyword spotting (see data.speech); lm_jsonl, lm_text: language models (task: "
                                      "causal_lm, see data.lm); breast_cancer, digits, wine: "
-                                     "scikit-learn's small classification sets; or one registered from "
+                                     "scikit-learn's small classification sets; your own files: "
+                                     "image_folder (data.images), table (data.table), hf_dataset (data.hf), "
+                                     "audio_folder (data.audio), see docs/data.md; or one registered from "
                                      "Python with distill.data.register_dataset")
     text: TextConfig = Field(default_factory=TextConfig, description="options of the text datasets")
     speech: SpeechConfig = Field(default_factory=SpeechConfig, description="options of the speech dataset")
@@ -126,6 +206,37 @@ class DataConfig(Strict):
     test_subset: int | None = Field(None, ge=1, description="use only this many test samples")
     augment: AugmentConfig | None = Field(default_factory=AugmentConfig, description="null turns augmentation off")
     split_seed: int = 0
+    images: ImageFolderConfig = Field(default_factory=ImageFolderConfig, description="options of image_folder")
+    table: TableConfig = Field(default_factory=TableConfig, description="options of table")
+    hf: HFDatasetConfig = Field(default_factory=HFDatasetConfig, description="options of hf_dataset")
+    audio: AudioFolderConfig = Field(default_factory=AudioFolderConfig, description="options of audio_folder "
+                                                                                  "(log-mels: data.speech)")
+    unlabeled: str | None = Field(
+        None, description="an unlabelled pool only the distilled student learns from (the teacher labels it "
+                          "through the cache; the baseline and the teacher never see it): a folder or file of "
+                          "the dataset's kind, without labels, or 'rest': the training samples that "
+                          "labeled_subset / labels_per_class leave out")
+    labeled_subset: int | None = Field(None, ge=1, description="keep only this many labelled training samples, "
+                                                               "stratified by class (fixed seed: split_seed)")
+    labels_per_class: int | None = Field(None, ge=1, description="keep only this many labelled training samples "
+                                                                 "per class (fixed seed: split_seed)")
+    labeled_seed: int | None = Field(None, description="the seed that draws labeled_subset / labels_per_class; "
+                                                       "null = split_seed (vary it to vary the labelled samples "
+                                                       "without moving the val/test split)")
+    stream: bool = Field(False, description="keep the images on disk and decode each batch in DataLoader worker "
+                                            "processes (data bigger than memory; datasets read from files, e.g. "
+                                            "image_folder); false holds them in memory as one tensor")
+    workers: int | None = Field(None, ge=0, description="loader worker processes when streaming (default 2; "
+                                                        "0 decodes in the training process)")
+
+    @model_validator(mode="after")
+    def _one_label_budget(self) -> DataConfig:
+        if self.labeled_subset is not None and self.labels_per_class is not None:
+            raise ValueError("give labeled_subset or labels_per_class, not both")
+        if self.unlabeled == "rest" and self.labeled_subset is None and self.labels_per_class is None:
+            raise ValueError("unlabeled: rest is the training samples left without labels by labeled_subset or "
+                             "labels_per_class; set one of them")
+        return self
 
 
 def long_model_form(value: Any) -> Any:
@@ -137,6 +248,14 @@ def long_model_form(value: Any) -> Any:
         name = value.pop("name", "cnn")
         return {"name": name, "options": value}
     return value
+
+
+def tokenizer_home(name: str, options: dict[str, Any]) -> str | None:
+    """The local Hugging Face directory whose tokenizer text data uses for this (teacher) model: its
+    ``path`` option, or the directory of an ``hf:<directory>`` name; null = the packaged MiniLM."""
+    if options.get("path"):
+        return options["path"]
+    return name[len("hf:"):] if name.startswith("hf:") else None
 
 
 class ModelConfig(Strict):
@@ -156,10 +275,10 @@ class TrainConfig(Strict):
                                                                     "nothing); null = epochs x steps per epoch")
     batch_size: int = Field(128, ge=1, le=MAX_BATCH)
     optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = Field(0.05, gt=0)
+    lr: float = Field(0.05, gt=0, le=MAX_LR)
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = True
-    weight_decay: float = Field(5e-4, ge=0)
+    weight_decay: float = Field(5e-4, ge=0, le=MAX_LR)
     schedule: Literal["cosine", "step", "constant"] = "cosine"
     step_size: int = Field(30, ge=1, description="epochs between decays (step schedule)")
     gamma: float = Field(0.1, gt=0, description="decay factor (step schedule)")
@@ -222,11 +341,12 @@ class DistillConfig(Strict):
                                                                "default from its official recipe (kd 0.1, dkd 1.0, ...)")
     mode: str = Field(
         "offline", description="a registered mode (distill.pipeline.modes): offline (frozen trained teacher), "
-                               "online, born_again, takd, reverse, two_way; causal_lm: offline, sequence_kd, "
-                               "on_policy (docs/llm.md); see docs/methods.md")
+                               "online, born_again, takd, reverse, two_way; teacher (train or load the teacher only, "
+                               "to reuse as teacher.checkpoint); causal_lm: offline, sequence_kd, on_policy "
+                               "(docs/llm.md); see docs/methods.md")
     generations: int = Field(2, ge=1, le=100, description="born_again: distilled generations after generation 0")
     assistant: AssistantConfig | None = Field(None, description="takd: the assistant model and its recipe")
-    teacher_lr: float | None = Field(None, gt=0, description="two_way: the pretrained teacher's learning rate while "
+    teacher_lr: float | None = Field(None, gt=0, le=MAX_LR, description="two_way: the pretrained teacher's learning rate while "
                                                                "it keeps learning; null = a tenth of the student's")
     lm: LMDistillConfig = Field(default_factory=LMDistillConfig,
                                 description="causal_lm: generation for modes sequence_kd and on_policy")
@@ -375,6 +495,10 @@ class ExperimentConfig(Strict):
     student: StudentConfig = Field(default_factory=StudentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     baseline: bool = Field(True, description="also train the student alone, with the same recipe")
+    baseline_train: TrainConfig | None = Field(
+        None, description="the baseline's own recipe (e.g. more epochs over few labels, when the distilled student's "
+                          "epochs also cover an unlabelled pool; choose it on validation); null = student.train, "
+                          "down to the distilled student's stored views")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     search: SearchConfig | None = Field(None, description="hyperparameter search (distill search); runs ignore it")

@@ -39,6 +39,13 @@ class DatasetSpec:
     # True when the name alone describes the data (fixed files, no options): `distill evaluate --dataset NAME`.
     named: bool = False
     summary: str = ""
+    # True when the loader reads `data.unlabeled: <folder or file>` (an unlabelled pool of its own kind).
+    reads_unlabeled: bool = False
+    # The task when it depends on the dataset's options (a table: data.table.task), else `task` is it.
+    task_of: Callable[[DataConfig], str] | None = None
+
+    def task_for(self, cfg: DataConfig) -> str:
+        return self.task_of(cfg) if self.task_of is not None else self.task
 
     @property
     def is_text(self) -> bool:
@@ -48,14 +55,18 @@ class DatasetSpec:
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
-def register_dataset(name: str, kind: str, *, task: str | None = None, named: bool = False, summary: str = ""):
-    """Decorator for a loader ``(cfg: DataConfig, teacher_path: str | None) -> DataBundle``."""
+def register_dataset(name: str, kind: str, *, task: str | None = None, named: bool = False, summary: str = "",
+                     reads_unlabeled: bool = False, task_of: Callable[[DataConfig], str] | None = None):
+    """Decorator for a loader ``(cfg: DataConfig, teacher_path: str | None) -> DataBundle``.
+
+    ``reads_unlabeled``: the loader reads ``data.unlabeled`` when it is a path (``distill.data.unlabeled``);
+    ``task_of``: the task from the data options, for a dataset that can be either."""
     if kind not in KINDS:
         raise ConfigError(f"dataset '{name}': kind must be one of {', '.join(KINDS)}, not '{kind}'")
 
     def decorator(loader: Loader) -> Loader:
         spec = DatasetSpec(name, kind, loader, task or ("regression" if kind == "regression" else "classification"),
-                           named, summary or (loader.__doc__ or "").strip().split("\n")[0])
+                           named, summary or (loader.__doc__ or "").strip().split("\n")[0], reads_unlabeled, task_of)
         if DATASETS._items.get(name) != spec:  # re-importing the same module registers the same spec again
             DATASETS.register(name)(spec)
         return loader

@@ -12,7 +12,8 @@ people; numbers on it show that the audio path works and how methods compare, no
 keyword-spotting accuracy on real recordings.
 
 ``python -m distill.data.spoken_words [DIR]`` writes ``DIR/spoken_words.npz`` (default
-``$DISTILL_SPEECH_DIR`` or ``~/.cache/distill/spoken_words``); ``load_spoken_words`` reads it.
+``$DISTILL_SPEECH_DIR`` or ``~/.cache/distill/spoken_words``); ``load_spoken_words`` reads it, and
+generates it first when it is missing (the first ``distill run examples/speech.yaml``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ CLIP_SECONDS = 1.0
 FILE_NAME = "spoken_words.npz"
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
+DEFAULT_PER_WORD = {"train": 150, "val": 40, "test": 40}  # clips of each word per split
+PROGRESS_WORDS = 5  # a progress line after every this many words of a split
 
 
 def default_dir() -> Path:
@@ -48,17 +51,39 @@ def default_dir() -> Path:
 
 
 def _missing(directory: Path) -> DataError:
-    return DataError(f"the spoken-word data is missing in {directory}: generate it with "
-                     f"`python -m distill.data.spoken_words {directory}` (needs espeak-ng: apt-get install espeak-ng), "
-                     f"or set data.root / $DISTILL_SPEECH_DIR to where it is")
+    return DataError(f"the spoken-word data is missing in {directory} and espeak-ng, which generates it on first "
+                     f"use, is not installed: apt-get install espeak-ng (or `make setup`), or set data.root / "
+                     f"$DISTILL_SPEECH_DIR to where the data is")
 
 
-def load_spoken_words(root: str | Path | None = None) -> dict[str, np.ndarray]:
-    """``{split}_audio`` (N, samples) int16 and ``{split}_labels`` (N,) int64 for train/val/test, and ``words``."""
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)  # stderr, beside the run's own progress
+
+
+def ensure_spoken_words(directory: Path, log=_progress) -> None:
+    """Generate the set on first use (about a minute with espeak-ng), as a data set download would."""
+    if (directory / FILE_NAME).is_file():
+        return
+    if shutil.which("espeak-ng") is None:
+        raise _missing(directory)
+    clips = sum(DEFAULT_PER_WORD.values()) * len(WORDS)
+    log(f"spoken words: {directory / FILE_NAME} is not there yet; generating it once with espeak-ng "
+        f"({clips} clips, about a minute)")
+    generate(directory, DEFAULT_PER_WORD, log=log)
+
+
+def load_spoken_words(root: str | Path | None = None, generate_missing: bool = True) -> dict[str, np.ndarray]:
+    """``{split}_audio`` (N, samples) int16 and ``{split}_labels`` (N,) int64 for train/val/test, and ``words``.
+
+    A missing set is generated first (``generate_missing``), when espeak-ng is installed.
+    """
     directory = Path(root) if root else default_dir()
     path = directory / FILE_NAME
-    if not path.is_file():
-        raise _missing(directory)
+    if not path.is_file() and not generate_missing:
+        raise DataError(f"the spoken-word data is missing in {directory}: generate it with "
+                        f"`python -m distill.data.spoken_words {directory}`, or set data.root / $DISTILL_SPEECH_DIR "
+                        f"to where it is")
+    ensure_spoken_words(directory)  # a no-op when it is there
     try:
         with np.load(path, allow_pickle=False) as archive:
             data = {k: archive[k] for k in archive.files}
@@ -166,6 +191,9 @@ def generate(directory: Path, per_word: dict[str, int], words=WORDS, seed: int =
                 voice = f"{ACCENTS[rng.integers(len(ACCENTS))]}+{voices[split][rng.integers(len(voices[split]))]}"
                 clips.append(make_clip(word, voice, rng, snr_db))
                 labels.append(label)
+            if (label + 1) % PROGRESS_WORDS == 0 and label + 1 < len(words):
+                log(f"spoken words: {split} {len(clips)}/{per_word[split] * len(words)} clips "
+                    f"({time.perf_counter() - started:.0f}s)")
         arrays[f"{split}_audio"] = np.stack(clips)
         arrays[f"{split}_labels"] = np.asarray(labels, dtype=np.int64)
         log(f"spoken words: {split} {len(clips)} clips ({time.perf_counter() - started:.0f}s)")
@@ -173,7 +201,7 @@ def generate(directory: Path, per_word: dict[str, int], words=WORDS, seed: int =
     arrays["version"] = np.asarray(FORMAT_VERSION)
     arrays["sample_rate"] = np.asarray(SAMPLE_RATE)
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / (FILE_NAME + ".tmp.npz")
+    tmp = directory / f"{FILE_NAME}.{os.getpid()}.tmp.npz"  # two first uses at once do not share one
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, directory / FILE_NAME)
     manifest = {"synthetic": True, "generator": "espeak-ng", "words": list(words), "per_word": per_word,
@@ -186,8 +214,8 @@ def generate(directory: Path, per_word: dict[str, int], words=WORDS, seed: int =
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate the synthetic spoken-word set with espeak-ng (once).")
     parser.add_argument("directory", nargs="?", default=None, help=f"default {default_dir()}")
-    parser.add_argument("--train", type=int, default=150, help="clips per word in train")
-    parser.add_argument("--eval", type=int, default=40, help="clips per word in val and in test")
+    parser.add_argument("--train", type=int, default=DEFAULT_PER_WORD["train"], help="clips per word in train")
+    parser.add_argument("--eval", type=int, default=DEFAULT_PER_WORD["val"], help="clips per word in val and in test")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="generate again even if the file exists")
     args = parser.parse_args(argv)

@@ -92,7 +92,7 @@ def _label(raw, where: str, label_names: list[str] | None) -> int:
 
 def _read_txt(path: Path, label_names) -> Sentences:
     texts, labels, blank = [], [], []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for number, line in enumerate(f, 1):
             line = line.rstrip("\n").rstrip("\r")
             if not line.strip():
@@ -112,11 +112,11 @@ def _read_txt(path: Path, label_names) -> Sentences:
 
 def _rows(path: Path):
     if path.suffix == ".csv":
-        with open(path, encoding="utf-8", newline="") as f:
+        with open(path, encoding="utf-8-sig", newline="") as f:
             for number, row in enumerate(csv.DictReader(f), 2):
                 yield number, row
         return
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue

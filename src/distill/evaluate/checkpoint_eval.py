@@ -16,7 +16,7 @@ from distill.evaluate.cost import model_cost
 from distill.evaluate.metrics import classification_metrics
 from distill.evaluate.regression import regression_metrics
 from distill.models.predict import input_preparer, predict
-from distill.models.registry import MODELS, build_model, model_options
+from distill.models.registry import MODELS, build_model, model_options, rebuild_options
 
 FASHION_MNIST_SHAPE = [1, 28, 28]
 
@@ -72,7 +72,8 @@ def shown_spec(spec: dict) -> dict:
 def rebuild_model(tensors: dict[str, torch.Tensor], spec: dict, context: dict | None = None,
                   path: str | Path = "the checkpoint") -> nn.Module:
     accepted = model_options(spec["name"]) if spec["name"] in MODELS.names() else {}
-    options = {**{k: v for k, v in (context or {}).items() if k in accepted}, **spec.get("options", {})}
+    options = {**{k: v for k, v in (context or {}).items() if k in accepted},
+               **rebuild_options(spec["name"], spec.get("options", {}))}
     try:
         model = build_model(spec["name"], tuple(spec["input_shape"]), spec["num_classes"], **options)
     except ConfigError as exc:

@@ -183,7 +183,7 @@ def add_commands(subparsers) -> None:
     ex.add_argument("--out", help="output folder (default: the run folder, or the checkpoint's folder)")
     ex.add_argument("--data", help="directory of the Fashion-MNIST IDX files, or of a text run's sentence files "
                                    "(default: the run's, or the usual place)")
-    ex.add_argument("--calibration-batches", type=int, default=8, metavar="N",
+    ex.add_argument("--calibration-batches", type=_at_least(1), default=8, metavar="N",
                     help="training batches of 32 used to calibrate static int8 (image CNNs; default 8)")
     _common(ex)
     ex.set_defaults(func=cmd_export)

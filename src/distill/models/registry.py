@@ -1,4 +1,8 @@
-"""Model registry: a factory takes (input_shape, num_classes, **options) and returns an nn.Module."""
+"""Model registry: a factory takes (input_shape, num_classes, **options) and returns an nn.Module.
+
+Besides the registered names, a name with a family prefix (``torchvision:resnet18``, ``timm:NAME``,
+``hf:DIR``, see distill/models/families.py) resolves to a factory made for it on demand.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,49 @@ from torch import nn
 
 from distill.errors import ConfigError
 from distill.options import OptionError, validate_options
-from distill.registry import Registry
+from distill.registry import Registry, UnknownNameError
 
 ModelFactory = Callable[..., nn.Module]
-MODELS: Registry[ModelFactory] = Registry("model")
+
+
+class ModelRegistry(Registry[ModelFactory]):
+    """The registered models, plus the families' names (``PREFIX:NAME``), resolved when asked for."""
+
+    def families(self) -> dict:
+        from distill.models.families import FAMILIES
+
+        return FAMILIES
+
+    def get(self, name: str) -> ModelFactory:
+        prefix, colon, rest = name.partition(":")
+        if colon and name not in self._items:
+            family = self.families().get(prefix)
+            if family is None:
+                raise UnknownNameError(f"unknown model '{name}': '{prefix}:' is not a model family; the families "
+                                       f"are {self.family_forms()} (`distill models` lists them)")
+            return family.factory(rest)
+        try:
+            return super().get(name)
+        except UnknownNameError as exc:
+            raise UnknownNameError(f"{exc}; or a model of another library: {self.family_forms()} "
+                                   f"(`distill models`)") from None
+
+    def family_forms(self) -> str:
+        return ", ".join(f"{p}:<{'directory' if p == 'hf' else 'name'}>" for p in self.families())
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        if ":" in name and name.partition(":")[0] in self.families():
+            try:
+                self.get(name)
+            except (UnknownNameError, ConfigError):
+                return False
+            return True
+        return super().__contains__(name)
+
+
+MODELS = ModelRegistry("model")
 
 
 def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
@@ -37,7 +80,10 @@ def check_model_options(name: str, options: dict[str, Any], where: str | None = 
     """
     options = dict(options)
     classes = options.pop("num_classes", None)
-    checked = validate_options("model", name, MODELS.get(name), options, where)
+    factory = MODELS.get(name)
+    checked = validate_options("model", name, factory, options, where)
+    if hasattr(factory, "check_options"):  # a library's model: its class's own keyword options
+        factory.check_options(checked, where or f"model '{name}'")
     if classes is not None:
         if not isinstance(classes, int) or isinstance(classes, bool) or not 1 <= classes <= 1 << 20:
             raise ConfigError(f"{where or f'model {name!r}'}: 'num_classes': expected a positive integer, "
@@ -57,3 +103,11 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **opt
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def rebuild_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options that rebuild a model whose weights a distill checkpoint holds: a library model's
+    ``weights`` file is not read again (it may be gone, and the checkpoint replaces it anyway)."""
+    if ":" in name and name.partition(":")[0] in MODELS.families():
+        return {k: v for k, v in options.items() if k != "weights"}
+    return dict(options)

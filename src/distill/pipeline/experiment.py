@@ -10,15 +10,16 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from distill import distributed as dist
 from distill import preflight, rundir
 from distill.config.load import dump_config
-from distill.config.schema import ExperimentConfig
+from distill.config.schema import ExperimentConfig, tokenizer_home
 from distill.data.bundle import load_data
 from distill.data.registry import dataset_spec
 from distill.data.speech_bundle import write_preprocessing
-from distill.evaluate.cost import model_cost
+from distill.evaluate.cost import model_cost, multiply_adds
 from distill.evaluate.lm_metrics import generations, lm_metrics, memory
 from distill.evaluate.metrics import classification_metrics
 from distill.evaluate.regression import regression_metrics
@@ -27,6 +28,7 @@ from distill.io import atomic_write_text
 from distill.methods.combined import method_from_config
 from distill.models.causal_lm import load_lm_tokenizer
 from distill.models.predict import input_preparer, predict
+from distill.models.registry import count_parameters
 from distill.pipeline import stages as st
 from distill.pipeline.building import build_from_spec, check_compatible
 from distill.pipeline.modes import load_modes, run_mode
@@ -34,7 +36,7 @@ from distill.pipeline.run_folder import check_same_config, latest_run_dir, new_r
 from distill.pipeline.stages import Stage
 from distill.report.html import report_after_run
 from distill.report.soft_tree_section import explain_trees
-from distill.report.summary import gap_recovered, print_summary, write_summary
+from distill.report.summary import gap_recovered, print_summary, size_warnings, write_summary
 from distill.terminal import output_console
 from distill.train.environment import run_environment
 from distill.train.progress import NullProgress, RichProgress
@@ -60,22 +62,6 @@ class Experiment:
         self.progress = NullProgress() if quiet else RichProgress(self.console)
         self.callbacks = [*(callbacks or []), *EPOCH_CALLBACKS]  # the latter: @distill.on_epoch in imports
         self.trackers: list = []
-
-    # The stage helpers under their old names, for modes written against the first recipes/ API.
-    def _trainer(self, role, model, train_cfg, method, teacher=None, meta=None):
-        return st.make_trainer(self, role, model, train_cfg, method, teacher, meta)
-
-    def _fit(self, trainer, train_cfg, views=None, transfer=None) -> Stage:
-        return st.fit(self, trainer, train_cfg, views, transfer)
-
-    def _batches(self, train_cfg, views=None, transfer=None):
-        return st.batches(self, train_cfg, views, transfer)
-
-    def _training_set(self, transfer=None):
-        return st.training_set(self, transfer)
-
-    def _teacher(self, live, modules, transfer=None):
-        return st.teacher_knowledge(self, live, modules, "student", self.cfg.student.train, transfer)
 
     def check_names(self) -> None:
         """Unknown dataset or mode names fail here, before anything is written."""
@@ -104,7 +90,8 @@ class Experiment:
         check_trackers(cfg.report_to)  # a missing tensorboard/mlflow package stops the run before anything is written
 
         self.console.print(f"[bold]distill[/bold] run folder: {self.run_dir}")
-        self.data = data = load_data(cfg.data, teacher_path=cfg.teacher.model.options.get("path"))
+        self.data = data = load_data(cfg.data, teacher_path=tokenizer_home(cfg.teacher.model.name,
+                                                                        cfg.teacher.model.options))
         self.data.train.inputs = data.train.inputs.to(self.device)
         self.data.train.targets = data.train.targets.to(self.device)
         self.console.print(f"data: {data.name}, train {len(data.train)}, val {len(data.val)}, test {len(data.test)}")
@@ -117,6 +104,7 @@ class Experiment:
         student = build_from_spec(cfg.student.model, data, cfg.seed)
         check_compatible(teacher, student, data)
         method = method_from_config(cfg.distill)  # config errors before any training
+        self.warn_about_sizes(teacher, student)
         if self.check_only:
             if cfg.distill.mode == "offline":  # the other modes probe their pairs as they train them
                 st.check_pair(self, teacher, student, method)
@@ -124,6 +112,16 @@ class Experiment:
             return {}
         self.open_run_dir()
         return self.finish(run_mode(cfg.distill.mode, self, teacher, student, method))
+
+    def warn_about_sizes(self, teacher, student) -> None:
+        """The summary's "student not smaller / cheaper than its teacher" warnings, before anything trains."""
+        if self.cfg.distill.mode == "born_again":  # the teacher: section is not used
+            return
+        example = self.data.val.inputs[:1]
+        models = {role: {"params": count_parameters(model), "macs": multiply_adds(model, example)}
+                  for role, model in (("teacher", teacher), ("student", student))}
+        for warning in size_warnings({"mode": self.cfg.distill.mode, "models": models}):
+            self.console.print(f"[yellow]{escape(warning)}[/yellow]", highlight=False)
 
     def open_run_dir(self) -> None:
         """Lock, tidy and start the run folder (see distill/rundir.py) once everything has been checked."""

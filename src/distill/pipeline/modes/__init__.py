@@ -35,9 +35,28 @@ ModeFn = Callable[["Experiment", "nn.Module", "nn.Module", "Method"], "dict[str,
 MODES: Registry[ModeFn] = Registry("mode")
 
 
-def register_mode(name: str) -> Callable[[ModeFn], ModeFn]:
-    """Function decorator: ``@register_mode("my_mode")`` makes ``distill.mode: my_mode`` usable in configs."""
-    return MODES.register(name)
+def register_mode(name: str, summary: str = "", paper: str = "",
+                  reads: dict[str, str] | None = None) -> Callable[[ModeFn], ModeFn]:
+    """Function decorator: ``@register_mode("my_mode")`` makes ``distill.mode: my_mode`` usable in configs.
+
+    ``summary`` (one line), ``paper`` and ``reads`` (config key -> what this mode does with it) are
+    what ``distill modes`` lists; they are kept on the function.
+    """
+    def decorator(fn: ModeFn) -> ModeFn:
+        fn.mode_summary, fn.mode_paper, fn.mode_reads = summary, paper, dict(reads or {})
+        return MODES.register(name)(fn)
+
+    return decorator
+
+
+def describe_mode(fn: ModeFn) -> dict:
+    """What ``distill modes`` shows of one mode: summary, paper, the module's docstring, the keys it reads."""
+    import inspect
+    import sys
+
+    doc = sys.modules[fn.__module__].__doc__ if fn.__module__ in sys.modules else None
+    return {"summary": getattr(fn, "mode_summary", ""), "paper": getattr(fn, "mode_paper", ""),
+            "doc": inspect.cleandoc(doc) if doc else "", "reads": dict(getattr(fn, "mode_reads", {}))}
 
 
 def load_modes() -> Registry[ModeFn]:

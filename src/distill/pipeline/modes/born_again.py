@@ -13,7 +13,12 @@ from distill.pipeline.modes import register_mode
 from distill.pipeline.stages import check_pair, distil, train_on_labels
 
 
-@register_mode("born_again")
+@register_mode(
+    "born_again", summary="generation k teaches generation k+1 of the same architecture (the teacher: section is unused)",
+    paper="Furlanello, Lipton, Tschannen, Itti, Anandkumar 2018, Born Again Neural Networks, ICML, arXiv:1805.04770",
+    reads={"student.model": "every generation's architecture", "student.train": "every generation's recipe",
+           "distill.generations": "distilled generations after generation 0 (default 2)",
+           "distill.method / options": "the loss of each generation", "cache": "each generation's teacher outputs"})
 def run(exp, teacher, student, method) -> dict:
     cfg, data = exp.cfg, exp.data
     meta = model_meta(cfg.student.model, data)

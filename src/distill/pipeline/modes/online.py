@@ -25,7 +25,13 @@ def peer_roles(extra_peers: int) -> list[str]:
     return ["peer_teacher", *(f"peer{i + 1}" for i in range(extra_peers)), "student"]
 
 
-@register_mode("online")
+@register_mode(
+    "online", summary="deep mutual learning: untrained peers and the student learn from each other, no trained teacher",
+    paper="Zhang, Xiang, Hospedales, Lu 2018, Deep Mutual Learning, CVPR, arXiv:1706.00384",
+    reads={"teacher.model": "the teacher-sized peer, trained from scratch (no teacher.checkpoint)",
+           "distill.peers": "further untrained peers (three or more models)", "student.model": "the student",
+           "student.train": "the recipe of every peer", "distill.method": "must be dml (its options: T, alpha)",
+           "distill.label_weight": "each peer's cross-entropy", "baseline": "train the student alone too"})
 def run(exp, teacher, student, method) -> dict:
     cfg, data = exp.cfg, exp.data
     if not isinstance(method, DML):

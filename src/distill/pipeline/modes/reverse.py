@@ -14,7 +14,13 @@ from distill.pipeline.modes import register_mode
 from distill.pipeline.stages import baseline, check_pair, distil, prepare_teacher
 
 
-@register_mode("reverse")
+@register_mode(
+    "reverse", summary="reversed KD: a small trained model teaches a larger one (teacher: holds the SMALL model)",
+    paper="Yuan, Tay, Li, Wang, Feng 2020, Revisiting Knowledge Distillation via Label Smoothing "
+          "Regularization, CVPR, arXiv:1909.11723",
+    reads={"teacher.model": "the SMALL model, trained first", "student.model": "the LARGER model that learns from it",
+           "teacher.train / student.train": "their recipes", "distill.method / options": "the loss",
+           "baseline": "train the larger model alone too"})
 def run(exp, teacher, student, method) -> dict:
     cfg, data = exp.cfg, exp.data
     if params(teacher) >= params(student):

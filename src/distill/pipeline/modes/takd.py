@@ -13,7 +13,14 @@ from distill.pipeline.modes import register_mode
 from distill.pipeline.stages import baseline, check_pair, distil, prepare_teacher
 
 
-@register_mode("takd")
+@register_mode(
+    "takd", summary="teacher-assistant KD: teacher -> a mid-sized assistant -> student",
+    paper="Mirzadeh et al. 2020, Improved Knowledge Distillation via Teacher Assistant, AAAI, arXiv:1902.03393",
+    reads={"teacher.model / checkpoint / train": "the teacher, as in offline",
+           "distill.assistant.model": "the assistant, between teacher and student in size",
+           "distill.assistant.train": "the assistant's recipe", "student.model": "the student",
+           "student.train": "the student's recipe", "distill.method / options": "the loss of both steps",
+           "baseline": "train the student alone too", "cache": "the teacher's and the assistant's stored outputs"})
 def run(exp, teacher, student, method) -> dict:
     cfg, data = exp.cfg, exp.data
     spec = cfg.distill.assistant or AssistantConfig()

@@ -23,7 +23,14 @@ from distill.pipeline.modes import register_mode
 from distill.pipeline.stages import Stage, baseline, fit, make_trainer, prepare_teacher
 
 
-@register_mode("two_way")
+@register_mode(
+    "two_way", summary="a pretrained teacher keeps learning while it teaches (weak reverse KD from the student)",
+    paper="Hinton et al. 2015 (KD) with a reverse term as in Zhang et al. 2018, Deep Mutual Learning; docs/two_way.md",
+    reads={"teacher.model / checkpoint / train": "the teacher, loaded or trained on labels first",
+           "student.model": "the student", "student.train": "the pair's recipe",
+           "distill.teacher_lr": "the teacher's learning rate (default a tenth of the student's)",
+           "distill.method": "must be two_way (its options: T, alpha, reverse_weight)",
+           "distill.label_weight": "each model's cross-entropy", "baseline": "train the student alone too"})
 def run(exp, teacher, student, method) -> dict:
     cfg, data = exp.cfg, exp.data
     if not isinstance(method, TwoWay):
