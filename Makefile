@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-EXTRAS ?= dev,search,export,text,vision
+EXTRAS ?= dev,search,export,text,vision,llm
 
 .PHONY: setup demo quick test lint bench clean speech-data
 

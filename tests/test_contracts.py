@@ -20,7 +20,7 @@ from distill.methods import METHODS, Method, build_method, method_options
 from distill.models import MODELS, build_model, model_options
 from distill.models.cohort import Cohort
 from distill.train.label_loss import label_loss
-from distill.types import Batch, Needs, Outputs
+from distill.types import Batch, Needs, Outputs, TokenTopK
 
 from .methods_support import IMAGE, LAYER_OPTIONS, NUM_CLASSES, tiny_models
 
@@ -145,11 +145,39 @@ def test_method_state_round_trips_through_the_checkpoint_format(name, tmp_path):
     assert isinstance(again, Method)
 
 
+def causal_lm_methods() -> list[str]:
+    return [name for name in METHODS.names() if "causal_lm" in getattr(METHODS.get(name), "tasks", ())]
+
+
+@pytest.mark.parametrize("name", causal_lm_methods())
+def test_causal_lm_method_takes_a_full_or_a_top_k_teacher_and_needs_no_label_term(name):
+    """(N, V) student logits at the loss tokens against (N, V) teacher logits or a (k + 1)-bucket top-k teacher."""
+    torch.manual_seed(0)
+    n, vocab, k = 7, 11, 3
+    method = build_method(name)
+    assert method.label_weight == 0.0 and method.needs().teacher
+    teacher_logits = torch.randn(n, vocab)
+    log_p = torch.log_softmax(teacher_logits, -1)
+    top, idx = log_p.topk(k, -1)
+    tail = torch.log1p(-top.exp().sum(-1))
+    targets = torch.full((2, 6), -100)
+    targets[0, 1:5], targets[1, 2:5] = 1, 2  # 7 loss tokens
+    for teacher in (Outputs(teacher_logits), Outputs(None, topk=TokenTopK(idx, top, tail))):
+        student = torch.randn(n, vocab, requires_grad=True)
+        losses = method.losses(Outputs(student), teacher, Batch(torch.zeros(2, 6, dtype=torch.long), targets))
+        assert losses and all(v.dim() == 0 and math.isfinite(v.item()) for v in losses.values())
+        sum(losses.values()).backward()
+        assert student.grad is not None and student.grad.abs().sum() > 0
+        same = method.losses(Outputs(teacher_logits.clone()), teacher, Batch(targets, targets))
+        assert all(abs(v.item()) < 1e-5 for v in same.values()), f"{name}: a student equal to its teacher"
+
+
 # -- models ------------------------------------------------------------------------------------------
 MODEL_SKIPS = {
     # both load a Hugging Face model directory (tokenizer + weights): tests/test_text_models.py
     "hf_classifier": "needs a Hugging Face model directory",
     "text_transformer": "needs a Hugging Face teacher directory to copy layers from",
+    "causal_lm": "a language model (token ids in, (N, V) logits at loss positions): tests/test_llm_models.py",
 }
 TOKENS = {"vocab_size": 40, "pad_id": 0, "init_embeddings_from_teacher": False, "embedding_dim": 8}
 # name -> (input shape, dtype of inputs, options): models that do not take the default image input

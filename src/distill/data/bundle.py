@@ -127,6 +127,21 @@ register_dataset("text_files", kind="text", summary="your own sentence files: da
     _text_loader)
 
 
+def _lm_loader(kind: str):
+    def load(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+        from distill.data.lm_data import load_lm_data  # tokenizers are imported only for language-model runs
+
+        return load_lm_data(cfg, teacher_path, kind)
+
+    return load
+
+
+register_dataset("lm_jsonl", kind="lm", task="causal_lm",
+                 summary="prompt/response or chat-messages JSONL for language models, see data.lm")(_lm_loader("jsonl"))
+register_dataset("lm_text", kind="lm", task="causal_lm",
+                 summary="plain text files for language models (loss on every token), see data.lm")(_lm_loader("text"))
+
+
 @register_dataset("spoken_words", kind="audio", named=True)
 def load_spoken_words_bundle(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
     """Synthetic spoken words (20 classes, espeak-ng) as log-mels with SpecAugment, see data.speech."""

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from distill.config.schema import DataConfig
     from distill.data.bundle import DataBundle
 
-KINDS = ("image", "text", "tabular", "regression", "audio")
+KINDS = ("image", "text", "tabular", "regression", "audio", "lm")
 Loader = Callable[["DataConfig", "str | None"], "DataBundle"]
 
 

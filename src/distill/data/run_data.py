@@ -67,6 +67,9 @@ def config_data(cfg: dict, data_root: str | None = None) -> DataBundle:
         if data_root:
             section["text"]["root"] = data_root
         return load_data(_data_config(section), teacher_path=teacher_path(cfg))
+    if DATASETS.get(section.get("dataset", "fashion_mnist")).kind == "lm" if section.get("dataset") in DATASETS \
+            else False:  # language-model data: tokenised with the teacher's tokenizer, as in the run
+        return load_data(_data_config(section), teacher_path=teacher_path(cfg))
     if data_root:
         section["root"] = data_root
     return load_data(_data_config(section))

@@ -16,6 +16,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from distill.export.table import cost_table
 
     checkpoint, run_dir = resolve_target(args.target)
+    if run_dir is not None and is_lm_run(run_dir):
+        return export_lm_run(run_dir, checkpoint, args)
     data_dir = run_dir
     if data_dir is None and is_text_config(enclosing_run(checkpoint)):
         # A text model is only meaningful with its run's tokenizer and sentences.
@@ -42,6 +44,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     console.print(fit_table(cost_table(rows, f"{name}: {report['test_samples']} test samples{length}"), console))
     console.print(f"max |onnxruntime - pytorch| = {report['max_abs_diff']:.2e} (tolerance {report['tolerance']:.1e}); "
                   f"wrote {out / 'export.json'}")
+    return 0
+
+
+def is_lm_run(run_dir: Path) -> bool:
+    from distill.data.run_data import run_config
+
+    return run_config(Path(run_dir)).get("task") == "causal_lm"
+
+
+def export_lm_run(run_dir: Path, checkpoint: Path, args: argparse.Namespace) -> int:
+    """causal_lm: the run's student as a Hugging Face directory (RUN/student-hf, or --out)."""
+    from distill.data.run_data import run_data
+    from distill.evaluate.checkpoint_eval import load_checkpoint_model
+    from distill.export.hf_export import HF_DIR, export_hf
+    from distill.models.causal_lm import load_lm_tokenizer
+    from distill.terminal import output_console
+
+    data = run_data(run_dir, None)
+    model, _ = load_checkpoint_model(checkpoint, data.meta.get("model_context"))
+    out = Path(args.out) if args.out else run_dir / HF_DIR
+    report = export_hf(model, load_lm_tokenizer(data.meta["lm"]["tokenizer"]), out, data.test.inputs[:1, :16])
+    report = {"checkpoint": str(checkpoint), **report}
+    args.updated_run = run_dir if merge_into_summary(run_dir, report) else None
+    output_console().print(f"wrote {out} ({', '.join(report['files'])}): transformers loads it (max |loaded - "
+                           f"trained| logits {report['max_abs_diff']:.1e}) and generates", highlight=False)
     return 0
 
 

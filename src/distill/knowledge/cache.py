@@ -9,6 +9,7 @@ evenly over the other classes (exact top-k logits, exact probabilities at temper
 
 The cache is keyed on a hash of the teacher weights, the training data, the augmentation and the
 storage options; see ``cache_store`` for the file format and how stale or corrupt caches are found.
+Causal language models have their own per-token top-k cache, ``token_cache``.
 """
 
 from __future__ import annotations
@@ -46,21 +47,26 @@ def is_frozen(model: nn.Module) -> bool:
     return not model.training and not any(p.requires_grad for p in model.parameters())
 
 
-def _hash_tensor(h, t: Tensor) -> None:
+def hash_tensor(h, t: Tensor) -> None:
     t = t.detach().cpu().contiguous()
     h.update(f"{t.dtype}{tuple(t.shape)}".encode())
     h.update(t.reshape(-1).view(torch.uint8).numpy().data if t.numel() else b"")
+
+
+def hash_weights(h, model: nn.Module) -> None:
+    """The teacher's identity in a cache key: every tensor of its state, by name."""
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        hash_tensor(h, t)
 
 
 def cache_key(teacher: nn.Module, inputs: Tensor, targets: Tensor, augment: BatchAugment | None, seed: int,
               modules: tuple[str, ...], options: CacheOptions) -> str:
     """A hash of everything the cached values depend on: weights, data, augmentation, storage options."""
     h = hashlib.blake2b(digest_size=20)
-    for name, t in teacher.state_dict().items():
-        h.update(name.encode())
-        _hash_tensor(h, t)
-    _hash_tensor(h, inputs)
-    _hash_tensor(h, targets)
+    hash_weights(h, teacher)
+    hash_tensor(h, inputs)
+    hash_tensor(h, targets)
     aug = None if augment is None else [*augment.describe(), seed]
     h.update(json.dumps({"augment": aug, "modules": list(modules), "views": options.views,
                          "dtype": options.dtype, "top_k": options.top_k}).encode())
@@ -175,12 +181,12 @@ def build_cache(live: LiveTeacher, inputs: Tensor, targets: Tensor, augment: Bat
     # Rank 0 decides, so every rank takes the same branch (the build has barriers).
     valid = directory is not None and dist.broadcast_object(dist.is_main() and store.is_valid(directory, key, layout))
     if valid:
-        log(f"teacher cache: reusing {directory} ({_size(nbytes)})")
+        log(f"teacher cache: reusing {directory} ({size_text(nbytes)})")
         arrays = store.open_arrays(directory, layout)
     else:
         where = "memory" if nbytes <= options.memory_mb * 2**20 else "a memory-mapped file"
         log(f"teacher cache: building {views} view(s) x {n} samples, {', '.join(layout)}: "
-            f"{_size(nbytes)} in {where}" + (f" ({directory})" if directory else ""))
+            f"{size_text(nbytes)} in {where}" + (f" ({directory})" if directory else ""))
         arrays = _fill(live, inputs, targets, augment, seed, views, options, directory, layout, key)
     seconds = time.perf_counter() - started
     if nbytes <= options.memory_mb * 2**20:
@@ -223,17 +229,10 @@ def _fill(live, inputs, targets, augment, seed, views, options, directory, layou
                 arrays[name][view, index.numpy()] = values
     if directory is None:
         return arrays
-    for a in arrays.values():
-        a.flush()
-    del arrays
-    dist.barrier()
-    if dist.is_main():
-        store.seal(directory, key, layout, {"views": views, "samples": len(inputs)})
-    dist.barrier()
-    return store.open_arrays(directory, layout)
+    return store.seal_shared(directory, arrays, key, layout, {"views": views, "samples": len(inputs)})
 
 
-def _size(nbytes: int) -> str:
+def size_text(nbytes: int) -> str:
     return f"{nbytes / 2**20:.1f} MiB" if nbytes >= 2**20 else f"{nbytes / 1024:.1f} KiB"
 
 

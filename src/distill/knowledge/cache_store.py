@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distill import distributed as dist
 from distill.io import atomic_write_text
 
 META = "meta.json"
@@ -75,6 +76,21 @@ def seal(directory: Path, key: str, layout: dict[str, tuple[tuple[int, ...], str
               for name, (shape, dtype) in layout.items()}
     atomic_write_text(directory / META, json.dumps({"format": FORMAT, "key": key, "arrays": arrays, **info},
                                                    indent=1))
+
+
+def seal_shared(directory: Path, arrays: dict[str, np.ndarray], key: str, layout: dict[str, tuple[tuple[int, ...], str]],
+                info: dict, before_seal=None) -> dict[str, np.ndarray]:
+    """Flush every rank's rows of the shared files, then rank 0 (after ``before_seal()``) seals the cache;
+    returns the arrays reopened read-only."""
+    for name in list(arrays):  # flushed and dropped: the writable maps close before the files are checksummed
+        arrays.pop(name).flush()
+    dist.barrier()
+    if dist.is_main():
+        if before_seal is not None:
+            before_seal()
+        seal(directory, key, layout, info)
+    dist.barrier()
+    return open_arrays(directory, layout)
 
 
 def layout_bytes(layout: dict[str, tuple[tuple[int, ...], str]]) -> int:

@@ -27,7 +27,10 @@ class LiveTeacher:
     def __call__(self, batch: Batch) -> Outputs:
         self.model.eval()  # guard against a caller having switched it back to train mode
         with torch.inference_mode():
-            logits = self.model(self.prepare(batch.inputs))
+            if getattr(self.model, "is_causal_lm", False):  # (N, V) at the batch's loss positions
+                logits = self.model(batch.inputs, batch.targets, batch.attention_mask)
+            else:
+                logits = self.model(self.prepare(batch.inputs))
             features = self.taps.pop() if self.taps else {}
         # Inference tensors cannot be saved for the student's backward pass; clone makes normal ones.
         return Outputs(_plain(logits), {k: _plain(v) for k, v in features.items()})

@@ -8,6 +8,7 @@ from torch import nn
 from distill.config.schema import ModelConfig
 from distill.data.bundle import DataBundle
 from distill.errors import CompatibilityError
+from distill.models.causal_lm import is_causal_lm
 from distill.models.registry import build_model, model_options
 
 
@@ -42,8 +43,24 @@ def build_from_spec(spec: ModelConfig, data: DataBundle, seed: int) -> nn.Module
                                  f"{first}") from None
 
 
+def check_lm_pair(teacher: nn.Module, student: nn.Module, data: DataBundle) -> None:
+    """Both causal LMs, one vocabulary size, and the data's tokenizer within it."""
+    for role, model in (("teacher", teacher), ("student", student)):
+        if not is_causal_lm(model):
+            raise CompatibilityError(f"task causal_lm needs a causal language model as the {role}, got "
+                                     f"{type(model).__name__}; use model: {{name: causal_lm}}")
+    sizes = {role: m.lm.get_output_embeddings().weight.shape[0] for role, m in (("teacher", teacher),
+                                                                               ("student", student))}
+    if sizes["teacher"] != sizes["student"]:
+        raise CompatibilityError(f"the teacher predicts {sizes['teacher']} tokens but the student {sizes['student']}; "
+                                 f"token-level distillation needs one vocabulary (init_from_teacher, or a model of "
+                                 f"the teacher's family)")
+
+
 def check_compatible(teacher: nn.Module, student: nn.Module, data: DataBundle) -> None:
     """Refuse teacher/student pairs whose outputs differ, before any training starts."""
+    if is_causal_lm(teacher) or is_causal_lm(student) or data.meta.get("lm"):
+        return check_lm_pair(teacher, student, data)
     probe = data.val.inputs[:2]
     for role, model in (("teacher", teacher), ("student", student)):
         reads_ids = any(isinstance(m, nn.Embedding) for m in model.modules())

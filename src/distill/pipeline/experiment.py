@@ -20,11 +20,13 @@ from distill.data.bundle import load_data
 from distill.data.registry import dataset_spec
 from distill.data.speech_bundle import write_preprocessing
 from distill.evaluate.cost import model_cost, multiply_adds
+from distill.evaluate.lm_metrics import generations, lm_metrics, memory
 from distill.evaluate.metrics import classification_metrics
 from distill.evaluate.regression import regression_metrics
 from distill.export.run_hook import export_student
 from distill.io import atomic_write_text
 from distill.methods.combined import method_from_config
+from distill.models.causal_lm import load_lm_tokenizer
 from distill.models.predict import input_preparer, predict
 from distill.models.registry import count_parameters
 from distill.pipeline import stages as st
@@ -149,8 +151,35 @@ class Experiment:
             tracker.finish(summary)
         return summary
 
+    def evaluate_lm(self, stages: dict[str, Stage]) -> dict:
+        """causal_lm: token metrics on the test references, greedy generations side by side, speed and memory."""
+        cfg, data = self.cfg, self.data
+        lm = data.meta["lm"]
+        self.progress.start("evaluating on the test split", 2)
+        models = {role: stage.model for role, stage in stages.items()}
+        teacher = "teacher" if "teacher" in models else None
+        inputs, targets = data.test.inputs.to(self.device), data.test.targets.to(self.device)
+        entries = lm_metrics(models, inputs, targets, teacher, batch_size=min(cfg.evaluate.eval_batch_size, 64))
+        self.progress.advance("token metrics")
+        tokenizer = load_lm_tokenizer(lm["tokenizer"])
+        rows, scores = generations(models, tokenizer, inputs, targets, cfg.evaluate.generations,
+                                   cfg.evaluate.max_new_tokens, lm["eos_id"], lm["pad_id"], teacher or "")
+        self.progress.stop()
+        for role, stage in stages.items():
+            entries[role].update(scores[role])
+            entries[role].update(memory(stage.model))
+            entries[role].update({"train_seconds": stage.seconds, "best_epoch": stage.best_epoch})
+        out = {"generations": rows, "models": entries, "train_response_tokens": lm.get("response_tokens"),
+               "teacher_cache": getattr(self, "token_cache", None),
+               "teacher_sequences": getattr(self, "teacher_sequences", None), "on_policy": getattr(self, "on_policy", None)}
+        if {"teacher", "student"} <= set(entries):
+            out["compression"] = entries["teacher"]["params"] / entries["student"]["params"]
+        return out
+
     def evaluate(self, stages: dict[str, Stage]) -> dict:
         cfg, data = self.cfg, self.data
+        if cfg.task == "causal_lm":
+            return {**self.summary_head(stages), **self.evaluate_lm(stages)}
         self.progress.start("evaluating on the test split", len(stages))
         test_inputs = data.test.inputs.to(self.device)
         logits = {}
@@ -172,7 +201,19 @@ class Experiment:
             models[role] = entry
             self.progress.advance(role)
         self.progress.stop()
-        summary = {
+        summary = {**self.summary_head(stages), "models": models, "gap_recovered": None}
+        key = "r2" if cfg.task == "regression" else "accuracy"  # regression: the gap in test R^2
+        if {"teacher", "baseline", "student"} <= set(models):
+            summary["gap_recovered"] = gap_recovered(
+                models["teacher"][key], models["baseline"][key], models["student"][key])
+        summary["gap_metric"] = key
+        if {"teacher", "student"} <= set(models):
+            summary["compression"] = models["teacher"]["params"] / models["student"]["params"]
+        return summary
+
+    def summary_head(self, stages: dict[str, Stage]) -> dict:
+        cfg, data = self.cfg, self.data
+        return {
             "name": cfg.name,
             "task": cfg.task,
             "mode": cfg.distill.mode,
@@ -182,19 +223,9 @@ class Experiment:
             "method_options": cfg.distill.options,
             "methods": [m.model_dump() for m in cfg.distill.methods] if cfg.distill.methods else None,
             "class_names": data.class_names,
-            "models": models,
-            "gap_recovered": None,
             "run_dir": str(self.run_dir),
             "environment": run_environment(self.device),
         }
-        key = "r2" if cfg.task == "regression" else "accuracy"  # regression: the gap in test R^2
-        if {"teacher", "baseline", "student"} <= set(models):
-            summary["gap_recovered"] = gap_recovered(
-                models["teacher"][key], models["baseline"][key], models["student"][key])
-        summary["gap_metric"] = key
-        if {"teacher", "student"} <= set(models):
-            summary["compression"] = models["teacher"]["params"] / models["student"]["params"]
-        return summary
 
 
 def run_experiment(cfg: ExperimentConfig, out: Path | None = None, resume: bool = False, quiet: bool = False,

@@ -21,13 +21,22 @@ from distill.checkpoint import load_weights_into
 from distill.config.schema import TrainConfig
 from distill.data.augment import with_mixing
 from distill.data.batches import InMemoryBatches
+from distill.data.lm_data import LMBatches
 from distill.data.text import BucketedBatches, is_token_ids
 from distill.errors import ConfigError
 from distill.knowledge.cache import CacheOptions, build_cache, choose_teacher
 from distill.knowledge.teacher import LiveTeacher, freeze
+from distill.knowledge.token_cache import (
+    CachedTokenTeacher,
+    TokenCacheOptions,
+    build_token_cache,
+    loss_token_counts,
+    token_cache_key,
+)
 from distill.methods.base import Method
 from distill.methods.combined import method_from_config
 from distill.methods.regression import supervised_for
+from distill.models.causal_lm import load_lm_tokenizer
 from distill.models.predict import input_preparer
 from distill.pipeline.building import build_from_spec, model_meta
 from distill.train.trainer import Trainer, probe_method
@@ -67,12 +76,16 @@ def training_set(exp: Experiment, transfer=None) -> tuple[torch.Tensor, torch.Te
 
 
 def batches(exp: Experiment, train_cfg: TrainConfig, views: int | None = None,
-            transfer=None) -> InMemoryBatches | BucketedBatches:
+            transfer=None) -> InMemoryBatches | BucketedBatches | LMBatches:
     inputs, targets = training_set(exp, transfer)
     world = dist.world_size()
     if train_cfg.batch_size % world:
         raise ConfigError(f"batch_size {train_cfg.batch_size} is the global batch; it must divide evenly "
                           f"over {world} processes")
+    if exp.cfg.task == "causal_lm":  # token sequences, each batch trimmed to its last loss position
+        return LMBatches(inputs, targets, train_cfg.batch_size, seed=exp.cfg.seed,
+                         buckets=exp.cfg.data.lm.length_buckets, rank=dist.rank(), world_size=world,
+                         epoch_steps=exp.cfg.data.lm.epoch_steps)
     if world == 1 and is_token_ids(inputs) and exp.cfg.data.text.length_buckets:
         # Sentences of similar length per batch (opt-in: less random batches): text models drop the
         # all-padding columns, so an epoch costs about the sentences' own lengths, not each batch's longest.
@@ -127,11 +140,14 @@ def check_pair(exp: Experiment, teacher: nn.Module, student: nn.Module, method: 
     if teacher is student:
         teacher = copy.deepcopy(student)  # born-again: the same architecture teaches itself
     probe_teacher = LiveTeacher(teacher, method.needs().teacher_modules)
+    lm = exp.cfg.task == "causal_lm"
     try:
-        probe_method(method_from_config(exp.cfg.distill), student, probe_teacher, exp.data.val.inputs)
+        probe_method(method_from_config(exp.cfg.distill), student, probe_teacher, exp.data.val.inputs,
+                     targets=exp.data.val.targets if lm else None)
     finally:
         probe_teacher.close()
-        teacher.requires_grad_(True).train()
+        if not lm:  # a causal LM teacher is pretrained and stays frozen
+            teacher.requires_grad_(True).train()
 
 
 def train_on_labels(exp: Experiment, role: str, model: nn.Module, train_cfg: TrainConfig, meta: dict,
@@ -143,7 +159,13 @@ def train_on_labels(exp: Experiment, role: str, model: nn.Module, train_cfg: Tra
 def prepare_teacher(exp: Experiment, teacher: nn.Module, meta: dict | None = None) -> Stage:
     """The configured teacher, loaded from ``teacher.checkpoint`` or trained on labels, then frozen."""
     cfg = exp.cfg
-    if cfg.teacher.checkpoint:
+    if cfg.task == "causal_lm" and not cfg.teacher.checkpoint:
+        # A language-model teacher is pretrained: teacher.train is not used (training it on the small
+        # distillation set would only make it forget).
+        exp.console.print(f"teacher: pretrained {teacher.source or 'default (SmolLM2-135M-Instruct)'}, not trained "
+                          f"(task causal_lm: teacher.train is not used)")
+        stage = Stage("teacher", teacher.to(exp.device))
+    elif cfg.teacher.checkpoint:
         load_weights_into(teacher, cfg.teacher.checkpoint)
         stage = Stage("teacher", teacher.to(exp.device))
         exp.console.print(f"teacher: loaded {cfg.teacher.checkpoint}")
@@ -168,7 +190,7 @@ def baseline(exp: Experiment, views: int | None = None) -> dict[str, Stage]:
 
 
 def teacher_knowledge(exp: Experiment, live: LiveTeacher, modules: tuple[str, ...], role: str,
-                      train_cfg: TrainConfig, transfer=None):
+                      train_cfg: TrainConfig, transfer=None, method: Method | None = None):
     """The cached teacher when ``cache`` allows it (see knowledge/cache.py), else the live one.
 
     The distilled student's cache lives in ``<run>/cache`` (or ``cache.dir``); other distilled
@@ -176,6 +198,9 @@ def teacher_knowledge(exp: Experiment, live: LiveTeacher, modules: tuple[str, ..
     """
     c = exp.cfg.cache
     inputs, targets = training_set(exp, transfer)
+    if exp.cfg.task == "causal_lm":
+        return lm_teacher_knowledge(exp, live, role, train_cfg, method or method_from_config(exp.cfg.distill),
+                                    inputs, targets)
     if modules and not inputs.is_floating_point():
         # Text models trim padding per batch, so hooked features vary in length and cannot be stored
         # per sample; their logits could be, but a method asking for features needs both.
@@ -193,6 +218,51 @@ def teacher_knowledge(exp: Experiment, live: LiveTeacher, modules: tuple[str, ..
         log=exp.console.print))
 
 
+LM_TOP_K = 32  # causal_lm's default k when cache.top_k is null: 196 bytes per token with float16
+
+
+def method_temperature(method: Method) -> float | None:
+    """The one temperature of a token method (or of all parts of a combination); None when they differ."""
+    parts = list(getattr(method, "parts", [])) or [method]
+    temperatures = {float(getattr(p, "temperature", 1.0)) for p in parts}
+    return temperatures.pop() if len(temperatures) == 1 else None
+
+
+def lm_teacher_knowledge(exp: Experiment, live: LiveTeacher, role: str, train_cfg: TrainConfig, method: Method,
+                         inputs: torch.Tensor | None = None, targets: torch.Tensor | None = None):
+    """A causal LM's teacher: its top-k next-token distributions over the training tokens, computed once and
+    read by sample index (knowledge/token_cache.py), when ``cache`` allows it; else the live teacher.
+
+    Batches without sample positions (a student's own samples, mode on_policy) go to the live teacher.
+    """
+    c = exp.cfg.cache
+    temperature = method_temperature(method)
+    if c.mode == "off" or (temperature is None and c.mode == "auto"):
+        return live
+    if temperature is None:
+        raise ConfigError("cache.mode=on: the combined methods use different temperatures, and the top-k cache holds "
+                          "one; give them one temperature or use cache.mode=auto")
+    if inputs is None:
+        inputs, targets = training_set(exp)
+    vocab = live.model.lm.get_output_embeddings().weight.shape[0]
+    options = TokenCacheOptions(k=min(c.top_k or LM_TOP_K, vocab), temperature=temperature, dtype=c.dtype,
+                                memory_mb=c.memory_mb)
+    directory = Path(c.dir) if c.dir else exp.run_dir / "cache"
+    if role != "student":
+        directory = directory / role
+    if dist.is_main():
+        directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = load_lm_tokenizer(exp.data.meta["lm"]["tokenizer"])
+    key = token_cache_key(live.model, tokenizer, [inputs.cpu(), targets.cpu()], options)
+    source = LMBatches(inputs, targets, train_cfg.batch_size, seed=exp.cfg.seed, buckets=True)
+    cache = build_token_cache(live, source.epoch(0), loss_token_counts(targets), key, options, directory,
+                              exp.device, log=exp.console.print)
+    exp.token_cache = {"k": cache.k, "tokens": cache.tokens, "bytes": cache.nbytes,
+                       "bytes_per_token": cache.bytes_per_token, "seconds": cache.build_seconds,
+                       "temperature": temperature, "dir": str(directory)}
+    return CachedTokenTeacher(cache, live)
+
+
 def distil(exp: Experiment, role: str, model: nn.Module, train_cfg: TrainConfig, teacher: nn.Module, meta: dict,
            method: Method | None = None, use_transfer: bool = True) -> Stage:
     """Train ``model`` from the frozen ``teacher`` with the configured method (a fresh instance unless given).
@@ -207,7 +277,7 @@ def distil(exp: Experiment, role: str, model: nn.Module, train_cfg: TrainConfig,
     try:
         transfer = exp.data.meta.get("transfer") if use_transfer else None
         teacher_fn = teacher_knowledge(exp, live, needs.teacher_modules, role, train_cfg,
-                                       transfer) if needs.teacher else live
+                                       transfer, method) if needs.teacher else live
         views = getattr(teacher_fn, "views", None)
         trainer = make_trainer(exp, role, model, train_cfg, method, teacher=teacher_fn, meta=meta)
         return fit(exp, trainer, train_cfg, views, transfer)

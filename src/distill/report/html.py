@@ -7,6 +7,7 @@ from pathlib import Path
 
 from distill.io import atomic_write_text
 from distill.report import plots
+from distill.report.lm_section import lm_sections
 from distill.report.rundata import RunData, load_run, model_rows
 from distill.report.search_section import search_section
 from distill.report.soft_tree_section import tree_sections
@@ -75,6 +76,8 @@ def model_sections(run: RunData) -> list[str]:
     summary = run.summary
     if not summary:
         return []
+    if summary.get("task") == "causal_lm":
+        return lm_sections(run, table, section, plot_row)
     rows = model_rows(summary)
     names = summary.get("class_names") or []
     # every trained model; the int8 export too when its entry has these details

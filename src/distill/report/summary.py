@@ -50,7 +50,30 @@ def _quality(entry: dict, regression: bool) -> list[str]:
     return [_fmt(entry.get("accuracy"), ".2f", 100) + "%"]
 
 
+LM_COLUMNS = ("model", "perplexity", "KL to teacher", "top-1 agree", "next-token acc", "ROUGE-L", "gen tok/s",
+              "params", "size", "train time")
+
+
+def lm_table(summary: dict) -> Table:
+    """causal_lm: token metrics on the test references and cost, one row per model."""
+    title = f"{summary.get('name', 'run')}: {summary.get('dataset', '')}, method {summary.get('method')}"
+    mode = summary.get("mode", "offline")
+    table = Table(title=title + (f", mode {mode}" if mode != "offline" else ""))
+    for column in LM_COLUMNS:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for role in _roles(summary):
+        e = summary["models"][role]
+        agree = e.get("top1_agreement")
+        table.add_row(role, _fmt(e.get("perplexity"), ".2f"), _fmt(e.get("kl_to_teacher"), ".3f"),
+                      "-" if agree is None else f"{agree * 100:.1f}%", _fmt(e.get("accuracy"), ".1f", 100) + "%",
+                      _fmt(e.get("rouge_l"), ".3f"), _fmt(e.get("gen_tokens_per_s"), ".1f"), f"{e['params']:,}",
+                      _fmt(e.get("size_bytes"), ".1f", 1 / 2**20) + " MiB", _fmt(e.get("train_seconds"), ".0f") + " s")
+    return table
+
+
 def summary_table(summary: dict) -> Table:
+    if summary.get("task") == "causal_lm":
+        return lm_table(summary)
     regression = summary.get("task") == "regression"
     mode = summary.get("mode", "offline")
     title = f"{summary.get('name', 'run')}: {summary.get('dataset', '')}, method {summary.get('method')}"
@@ -94,7 +117,7 @@ def size_warnings(summary: dict) -> list[str]:
 
 def gap_line(summary: dict) -> str | None:
     models = summary.get("models", {})
-    if not {"teacher", "baseline", "student"} <= set(models):
+    if not {"teacher", "baseline", "student"} <= set(models) or summary.get("task") == "causal_lm":
         return None
     metric = "R^2" if summary.get("gap_metric") == "r2" else "accuracy"
     gap = summary.get("gap_recovered")

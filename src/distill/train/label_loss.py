@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from distill.errors import ConfigError
 
+IGNORE = -100  # causal_lm: a position without a loss
 REGRESSION_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
 
@@ -43,6 +44,9 @@ def label_loss(logits: Tensor, targets: Tensor, task: str = "classification", ki
                label_smoothing: float = 0.0, all_labelled: bool = False, view=None) -> Tensor:
     """Cross-entropy (classification) or ``kind`` = mse | l1 (regression) over the labelled rows.
 
+    ``causal_lm``: token cross-entropy of the (N, V) logits against ``targets[targets != -100]``, the
+    mean over the N tokens.
+
     ``logits`` of shape (N, P, C) are a cohort of P peers (mode online): each peer gets its own
     cross-entropy and the peers' terms are summed, as in deep mutual learning. ``all_labelled``
     (the caller knows the training set has no unlabelled rows) takes torch's plain mean. Otherwise
@@ -50,6 +54,8 @@ def label_loss(logits: Tensor, targets: Tensor, task: str = "classification", ki
     step (a GPU would stall on one). A ``view`` of mixed inputs (``train.mixup``/``cutmix``, its
     ``mix.lam`` and ``partner_targets``) mixes the labels alike (:func:`mixed_label_loss`).
     """
+    if task == "causal_lm":  # (N, V) logits at the N loss positions, row-major (models/causal_lm.py)
+        return F.cross_entropy(logits, targets[targets != IGNORE], label_smoothing=label_smoothing)
     if task == "regression":
         distance = REGRESSION_LOSSES.get(kind or "mse")
         if distance is None:

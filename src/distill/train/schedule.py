@@ -17,9 +17,16 @@ def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def planned_epochs(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """The epochs a fit runs: ``epochs``, or as many (the last one cut short) as ``max_steps`` needs."""
+    if cfg.max_steps is None:
+        return cfg.epochs
+    return max(1, math.ceil(cfg.max_steps / max(1, steps_per_epoch)))
+
+
 def learning_rate(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """The learning rate for optimizer step ``step`` (0-based); a pure function so resume needs no state."""
-    total = cfg.epochs * steps_per_epoch
+    total = cfg.max_steps or cfg.epochs * steps_per_epoch
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
     if step < warmup:
         return cfg.lr * (step + 1) / warmup

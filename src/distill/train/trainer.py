@@ -26,17 +26,20 @@ from distill.checkpoint import (
 )
 from distill.config.schema import TrainConfig
 from distill.data.batches import BatchSource
+from distill.data.lm_data import lm_batch
 from distill.errors import CheckpointError, ConfigError, NonFiniteLossError
+from distill.evaluate.lm_metrics import lm_validation
 from distill.io import atomic_write_text
 from distill.knowledge.taps import Taps
 from distill.methods.base import Method
+from distill.models.causal_lm import is_causal_lm
 from distill.models.predict import input_preparer, predict, uses_conv  # noqa: F401  (input_preparer: old home)
 from distill.rundir import append_missing_records
 from distill.train.fast import autocast, compiled, grad_scaler
 from distill.train.label_loss import label_loss, labelled_rows
 from distill.train.progress import NullProgress
 from distill.train.running_loss import RunningLoss
-from distill.train.schedule import build_optimizer, learning_rate
+from distill.train.schedule import build_optimizer, learning_rate, planned_epochs
 from distill.train.validation import SELECTION, selection_score, validation_metrics
 from distill.types import Batch, Outputs
 
@@ -54,16 +57,24 @@ class FitResult:
 
 
 def probe_method(method: Method, model: nn.Module, teacher: TeacherFn | None, inputs: Tensor,
-                 prepare: Callable[[Tensor], Tensor] = lambda x: x) -> None:
-    """One forward pass on two samples so a method can size its adapters and check layer shapes."""
+                 prepare: Callable[[Tensor], Tensor] = lambda x: x, targets: Tensor | None = None) -> None:
+    """One forward pass on two samples so a method can size its adapters and check layer shapes.
+
+    A causal LM needs the samples' ``targets`` too: its head runs at their loss positions only.
+    """
     x = inputs[:2]
     needs = method.needs()
-    batch = Batch(inputs=x, targets=torch.zeros(len(x), dtype=torch.long, device=x.device))
+    lm = is_causal_lm(model)
+    if lm and targets is None:
+        raise ValueError("probing a causal LM needs the samples' targets (its loss positions)")
+    batch = (lm_batch(x, targets[:2].to(x.device)) if lm else
+             Batch(inputs=x, targets=torch.zeros(len(x), dtype=torch.long, device=x.device)))
     with Taps(model, needs.student_modules, "student") as taps, torch.no_grad():
         was_training = model.training
         model.eval()
         try:
-            student = Outputs(model(prepare(x)), taps.pop())
+            logits = model(batch.inputs, batch.targets) if lm else model(prepare(x))
+            student = Outputs(logits, taps.pop())
         finally:
             model.train(was_training)
     method.setup(student, teacher(batch) if needs.teacher else None)
@@ -89,7 +100,10 @@ class TrainStep(nn.Module):
 
     def forward(self, batch: Batch, teacher: Outputs | None) -> dict[str, Tensor]:
         with autocast(self.device, self.precision):
-            logits = self.forward_model(self.prepare(batch.inputs))
+            if self.task == "causal_lm":  # (N, V) logits at the N loss positions (models/causal_lm.py)
+                logits = self.forward_model(batch.inputs, batch.targets, batch.attention_mask)
+            else:
+                logits = self.forward_model(self.prepare(batch.inputs))
             student = Outputs(logits, self.taps.pop() if self.taps else {})
             losses = self.method.losses(student, teacher, batch)
             if self.label_weight and "hard" in losses:
@@ -170,6 +184,8 @@ class Trainer:
         # NaN guard looks at them then, so it stops within log_every steps of a non-finite loss.
         self.log_every = max(1, int(log_every))
         self.step_module: nn.Module | None = None
+        self.probe_targets: Tensor | None = None
+        self.epochs = cfg.epochs
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _path(self, kind: str) -> Path | None:
@@ -266,19 +282,24 @@ class Trainer:
                 f"or set train.grad_clip")
 
     def validate(self, inputs: Tensor, targets: Tensor) -> dict[str, float]:
+        if self.task == "causal_lm":
+            return lm_validation(self.model, inputs.to(self.device), targets.to(self.device), self.eval_batch_size)
         logits = predict(self.model, inputs.to(self.device), self.eval_batch_size, self.prepare)
         return validation_metrics(logits, targets, self.task)
 
     def _probe(self, inputs: Tensor) -> None:
-        probe_method(self.method, self.model, self.teacher, inputs.to(self.device), self.prepare)
+        targets = self.probe_targets.to(self.device) if self.probe_targets is not None else None
+        probe_method(self.method, self.model, self.teacher, inputs.to(self.device), self.prepare, targets)
         self.method.to(self.device)
 
     def fit(self, train: BatchSource, val_inputs: Tensor, val_targets: Tensor, resume: bool = False) -> FitResult:
         cfg = self.cfg
         self.method.setup_data(getattr(train, "targets", None))  # before a resume loads sized buffers
+        self.probe_targets = val_targets if self.task == "causal_lm" else None
         self._probe(val_inputs)
         self.optimizer = build_optimizer(self._param_groups(), cfg)
         steps_per_epoch = len(train)
+        self.epochs = planned_epochs(cfg, steps_per_epoch)
         state: dict[str, Any] = {"epoch": 0, "step": 0, "best_epoch": -1, "best_val_accuracy": -1.0,
                                  "best_score": -math.inf, "history": [], "finished": False, "seconds": 0.0}
         if resume:
@@ -295,7 +316,7 @@ class Trainer:
         targets = getattr(train, "targets", None)
         step.all_labelled = isinstance(targets, Tensor) and bool(labelled_rows(targets).all())
         try:
-            for epoch in range(state["epoch"], cfg.epochs):
+            for epoch in range(state["epoch"], self.epochs):
                 state = self._run_epoch(epoch, train, steps_per_epoch, state, student_taps, val_inputs, val_targets)
         finally:
             if student_taps:
@@ -313,12 +334,14 @@ class Trainer:
         self.model.train()
         self.method.train()
         self.method.start_epoch(epoch)
-        self.progress.start(f"{self.name} epoch {epoch + 1}/{cfg.epochs}", steps_per_epoch)
+        self.progress.start(f"{self.name} epoch {epoch + 1}/{self.epochs}", steps_per_epoch)
         started = time.perf_counter()
         running = RunningLoss(self.device)
         seen = 0
         step = state["step"]
         for i, batch in enumerate(train.epoch(epoch)):
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                break
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, step, steps_per_epoch) * group.get("lr_scale", 1.0)
             losses = self._step(batch)
@@ -363,7 +386,7 @@ class Trainer:
             "best_score": score if improved else state.get("best_score", state["best_val_accuracy"]),
             "best_val_accuracy": (record.get("val_accuracy", -1.0) if improved else state["best_val_accuracy"]),
             "history": [*state["history"], record],
-            "finished": epoch + 1 == cfg.epochs,
+            "finished": epoch + 1 == self.epochs,
             "seconds": state["seconds"] + train_seconds,
         }
         self._save(state, best=improved)
@@ -371,7 +394,7 @@ class Trainer:
             self.metrics_log.write(record)
         key = SELECTION[self.task][0]
         self.progress.log(
-            f"  {self.name} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f}, "
+            f"  {self.name} epoch {epoch + 1}/{self.epochs}: loss {record['train_loss']:.4f}, "
             f"{key.replace('_', ' ')} {record[key]:.4f}, {train_seconds:.1f}s"
         )
         for callback in self.callbacks:

@@ -13,7 +13,8 @@ from torch.nn import functional as F
 from distill.evaluate.regression import regression_errors
 
 # task -> (metric, +1 when higher is better / -1 when lower is better)
-SELECTION = {"classification": ("val_accuracy", 1.0), "regression": ("val_mse", -1.0)}
+SELECTION = {"classification": ("val_accuracy", 1.0), "regression": ("val_mse", -1.0),
+             "causal_lm": ("val_loss", -1.0)}
 
 
 def validation_metrics(logits: Tensor, targets: Tensor, task: str = "classification") -> dict[str, float]:

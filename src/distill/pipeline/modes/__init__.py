@@ -11,6 +11,8 @@ folder is imported when the modes are first needed, so adding a mode means addin
 - takd: teacher -> assistant -> student
 - reverse: a small trained model teaches a larger one
 - two_way: a pretrained teacher keeps learning while it teaches (reverse KD from the student)
+- sequence_kd (causal_lm): the student learns the teacher's own generated responses
+- on_policy (causal_lm): GKD, the student's own samples scored by the teacher with probability lmbda
 """
 
 from __future__ import annotations
