@@ -113,6 +113,21 @@ def shard_method(method: nn.Module, mesh, precision: str) -> None:
                 fully_shard(child, mesh=mesh, mp_policy=policy)
 
 
+def reshard(*modules: nn.Module) -> None:
+    """Free the gathered parameters after a forward without backward (the probe, validation).
+
+    FSDP keeps the root's parameters gathered after its forward (its backward needs them next);
+    with no backward they would stay gathered, and the next training step would run on them
+    instead of on the optimizer's updated shards.
+    """
+    from torch.distributed.fsdp import FSDPModule
+
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, FSDPModule):
+                m.reshard()
+
+
 def _called_children(module: nn.Module) -> list[nn.Module]:
     """The children a forward can call: a ModuleList's or ModuleDict's items instead of the container."""
     out = []

@@ -310,10 +310,14 @@ class Trainer:
                 f"or set train.grad_clip")
 
     def validate(self, inputs: Tensor, targets: Tensor) -> dict[str, float]:
-        if self.task == "causal_lm":
-            return lm_validation(self.model, inputs.to(self.device), targets.to(self.device), self.eval_batch_size)
-        logits = predict(self.model, inputs.to(self.device), self.eval_batch_size, self.prepare)
-        return validation_metrics(logits, targets, self.task)
+        try:
+            if self.task == "causal_lm":
+                return lm_validation(self.model, inputs.to(self.device), targets.to(self.device), self.eval_batch_size)
+            logits = predict(self.model, inputs.to(self.device), self.eval_batch_size, self.prepare)
+            return validation_metrics(logits, targets, self.task)
+        finally:
+            if self.sharded:  # every rank validated the same samples in step; free the gathered weights
+                fsdp.reshard(self.model)
 
     def _shard_model(self):
         """fsdp: keep the unsharded structure (on the meta device), then shard the model in place."""
@@ -347,6 +351,7 @@ class Trainer:
             mesh = self._shard_model()
         self._probe(val_inputs)  # sharded: every rank runs it on the same samples, in step
         if self.sharded:
+            fsdp.reshard(self.model)
             fsdp.shard_method(self.method, mesh, self.precision)
         self.optimizer = build_optimizer(self._param_groups(), cfg)
         steps_per_epoch = len(train)
