@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+FMNIST_PNG := data/fashion_mnist_png
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-EXTRAS ?= dev,search,export,text,vision,llm
+EXTRAS ?= dev,search,export,text,data,vision,llm
 
 .PHONY: setup demo quick test lint bench clean speech-data
 
@@ -27,6 +28,8 @@ $(FMNIST):
 
 setup: $(BIN)/distill
 	@[ -f $(FMNIST) ] || [ -n "$$DISTILL_FASHION_MNIST_DIR" ] || $(MAKE) --no-print-directory $(FMNIST)
+	@# The demo's images as folders of PNGs (root/<class>/*.png), written once from the IDX files (about a minute).
+	@[ -f $(FMNIST_PNG)/COMPLETE ] || $(BIN)/python -m distill.data.fashion_mnist_png $(FMNIST_PNG)
 	@# Headless Chromium renders report.html in the tests (they skip without it).
 	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; } || \

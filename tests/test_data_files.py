@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -189,3 +190,238 @@ def test_the_pool_reaches_the_distilled_student_only(tmp_path, monkeypatch):
     assert seen["teacher"] == (6, 0)
     assert seen["baseline"] == (6, 0)
     assert seen["student"] == (n_train, n_train - 6)
+    # `distill evaluate` rebuilds the run's image-folder split from its config.yaml
+    import json
+
+    assert main(["evaluate", str(tmp_path / "run" / "checkpoints" / "student-best.safetensors"), "--no-latency"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["test_samples"] == 3
+
+
+# -- tables -----------------------------------------------------------------------------------------
+def write_table(path: Path, rows: int = 40, seed: int = 0, label: str = "kind", regression: bool = False):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=rows), rng.normal(size=rows) * 3 + 1
+    frame = pd.DataFrame({"a": a, "b": b, "note": ["x"] * rows})
+    frame[label] = (2 * a - b) if regression else np.where(a > 0, "big", "small")
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_json(path, orient="records", lines=True)
+    return frame
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_table_classification_from_each_format(tmp_path, suffix):
+    path = tmp_path / f"data{suffix}"
+    frame = write_table(path)
+    cfg = DataConfig(dataset="table", table={"train": str(path), "label": "kind", "features": ["a", "b"],
+                                             "val_fraction": 0.2, "test_fraction": 0.2})
+    data = load_data(cfg)
+    assert data.class_names == ["big", "small"] and data.input_shape == (2,)
+    assert (len(data.train), len(data.val), len(data.test)) == (24, 8, 8)
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(0)).tolist()
+    train_rows = sorted(order[16:])
+    x = torch.tensor(frame[["a", "b"]].to_numpy(), dtype=torch.float64)[train_rows]
+    expected = ((x - x.mean(0)) / x.std(0)).float()
+    assert torch.allclose(data.train.inputs, expected, atol=1e-6)
+    assert data.train.targets.tolist() == [0 if frame["kind"][r] == "big" else 1 for r in train_rows]
+
+
+def test_table_regression_and_unlabeled_file(tmp_path, capsys):
+    train, pool = tmp_path / "train.csv", tmp_path / "pool.jsonl"
+    frame = write_table(train, regression=True, label="y")
+    write_table(pool, rows=9, seed=1, label="y", regression=True)
+    data = load_data(DataConfig(dataset="table", unlabeled=str(pool),
+                                table={"train": str(train), "label": "y", "features": ["a", "b"],
+                                       "task": "regression"}))
+    assert data.train.targets.dtype == torch.float32 and data.train.targets.shape[1] == 1
+    y = torch.tensor(frame["y"].to_numpy())
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(0)).tolist()
+    train_y = y[sorted(order[8:])]
+    assert data.meta["target_std"] == pytest.approx(float(train_y.std()))
+    pool_split = data.meta["transfer"]
+    assert len(pool_split) == 9 and torch.isnan(pool_split.targets).all()
+    code, line = run_check(tmp_path, {"dataset": "table", "table": {"train": str(train), "label": "y",
+                                                                    "features": ["a", "b"], "task": "regression"}},
+                           capsys)
+    assert code == 2 and "task: regression" in line, line
+
+
+def test_table_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    train, val = tmp_path / "train.csv", tmp_path / "val.csv"
+    write_table(train)
+    assert_refused(tmp_path, {"dataset": "table", "table": {"train": str(train), "label": "class"}}, capsys,
+                   "train.csv", "no label column 'class'")
+    assert_refused(tmp_path, {"dataset": "table", "table": {"train": str(train), "label": "kind",
+                                                            "features": ["a", "c"]}}, capsys,
+                   "train.csv", "no column 'c'")
+    assert_refused(tmp_path, {"dataset": "table", "table": {"train": str(train), "label": "kind"}}, capsys,
+                   "'note'", "not numeric")
+    frame = write_table(val, rows=5)
+    frame.loc[3, "kind"] = "huge"
+    frame.to_csv(val, index=False)
+    assert_refused(tmp_path, {"dataset": "table", "table": {"train": str(train), "val": str(val), "label": "kind",
+                                                            "features": ["a", "b"]}}, capsys,
+                   "val.csv", "label 'huge'", "outside the classes")
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 nonsense")
+    assert_refused(tmp_path, {"dataset": "table", "table": {"train": str(tmp_path / "bad.parquet")}}, capsys,
+                   "bad.parquet", "not a readable parquet table")
+
+
+# -- Hugging Face datasets --------------------------------------------------------------------------
+def test_hf_dataset_of_images_with_classlabel(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray((rng.random((8, 8)) * 255).astype("uint8")) for _ in range(30)]
+    features = datasets.Features({"img": datasets.Image(), "y": datasets.ClassLabel(names=["no", "yes"])})
+    ds = datasets.Dataset.from_dict({"img": images, "y": [i % 2 for i in range(30)]}, features=features)
+    ds.save_to_disk(str(tmp_path / "hf"))
+    pool = datasets.Dataset.from_dict({"img": images[:5]}, features=datasets.Features({"img": datasets.Image()}))
+    pool.save_to_disk(str(tmp_path / "pool"))
+    data = load_data(DataConfig(dataset="hf_dataset", unlabeled=str(tmp_path / "pool"), images={"grayscale": True},
+                                hf={"path": str(tmp_path / "hf"), "input_column": "img", "label_column": "y"}))
+    assert data.class_names == ["no", "yes"] and data.input_shape == (1, 8, 8)
+    assert len(data.train) + len(data.val) + len(data.test) == 30 and len(data.meta["transfer"]) == 5
+    # pixels: the first training row is dataset row order[6 + 3 + ...] sorted; check against its image
+    order = torch.randperm(30, generator=torch.Generator().manual_seed(0)).tolist()
+    first = sorted(order[6:])[0]
+    pixels = torch.from_numpy(np.array(images[first], dtype=np.float32) / 255)
+    mean, std = data.meta["images"]["mean"][0], data.meta["images"]["std"][0]
+    assert torch.allclose(data.train.inputs[0, 0], (pixels - mean) / std, atol=1e-5)
+
+
+def test_hf_dataset_of_audio_arrays_feeds_the_log_mel_front_end(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from distill.data.log_mel import MelSpec, log_mel
+
+    rng = np.random.default_rng(0)
+    clips = [rng.normal(size=4000).astype("float32") * (0.1 + 0.5 * (i % 2)) for i in range(20)]
+    ds = datasets.Dataset.from_dict({"audio": [{"array": c, "sampling_rate": 8000} for c in clips],
+                                     "label": ["quiet", "loud"] * 10})
+    datasets.DatasetDict({"train": ds, "test": ds.select(range(4))}).save_to_disk(str(tmp_path / "hf"))
+    data = load_data(DataConfig(dataset="hf_dataset", speech={"spec_augment": None},
+                                hf={"path": str(tmp_path / "hf"), "input_column": "audio"}))
+    assert data.class_names == ["loud", "quiet"] and len(data.test) == 4
+    spec = MelSpec(sample_rate=8000, n_fft=256, hop=128, n_mels=40)
+    assert data.input_shape == (1, 40, 4000 // 128 + 1)
+    mel = log_mel(torch.from_numpy(clips[0])[None], spec)[0]
+    mean = torch.tensor(data.meta["speech"]["mean"]).reshape(1, -1, 1)
+    std = torch.tensor(data.meta["speech"]["std"]).reshape(1, -1, 1)
+    assert torch.allclose(data.test.inputs[0], (mel - mean) / std, atol=1e-4)
+
+
+def test_hf_dataset_of_text_is_tokenised_like_the_text_sets(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from distill.models.hf import default_model_dir, load_tokenizer
+
+    if not default_model_dir().exists():
+        pytest.skip("the packaged MiniLM tokenizer is not installed")
+    texts = [f"a {'good' if i % 2 else 'bad'} film number {i}" for i in range(20)]
+    datasets.Dataset.from_dict({"text": texts, "label": [i % 2 for i in range(20)]}).save_to_disk(str(tmp_path / "t"))
+    data = load_data(DataConfig(dataset="hf_dataset", text={"max_length": 16},
+                                hf={"path": str(tmp_path / "t"), "input_column": "text"}))
+    tokenizer = load_tokenizer(None)
+    order = torch.randperm(20, generator=torch.Generator().manual_seed(0)).tolist()
+    first = texts[sorted(order[4:])[0]]
+    ids = tokenizer(first)["input_ids"]
+    assert data.train.inputs[0, : len(ids)].tolist() == ids
+    assert data.meta["model_context"]["pad_id"] == tokenizer.pad_token_id
+
+
+def test_hf_dataset_bad_inputs(tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"x": [[0.0] * 4] * 6, "label": [0, 1] * 3}).save_to_disk(str(tmp_path / "hf"))
+    assert_refused(tmp_path, {"dataset": "hf_dataset", "hf": {"path": str(tmp_path / "hf")}}, capsys,
+                   "no column 'image'", "data.hf.input_column")
+    assert_refused(tmp_path, {"dataset": "hf_dataset", "hf": {"path": str(tmp_path / "nothing")}}, capsys,
+                   "nothing", "does not exist")
+
+
+# -- audio folders ----------------------------------------------------------------------------------
+def write_clips(root: Path, classes=("hum", "hiss"), per_class: int = 6, rate: int = 8000, seed: int = 0) -> Path:
+    import soundfile
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(rate // 2) / rate
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            clip = np.sin(2 * np.pi * 440 * t) if c == 0 else rng.normal(size=len(t)) * 0.3
+            soundfile.write(root / name / f"{i}.wav", (clip * 0.5).astype("float32"), rate, subtype="FLOAT")
+    return root
+
+
+def test_audio_folder_clips_become_log_mels(tmp_path, capsys):
+    import soundfile
+
+    from distill.data.log_mel import MelSpec, log_mel
+
+    root = write_clips(tmp_path / "clips")
+    pool = write_clips(tmp_path / "pool", classes=("any",), per_class=3, seed=1)
+    data = load_data(DataConfig(dataset="audio_folder", audio={"train": str(root), "seconds": 0.5,
+                                                               "val_fraction": 0.2, "test_fraction": 0.2},
+                                unlabeled=str(pool)))
+    assert data.class_names == ["hiss", "hum"] and len(data.meta["transfer"]) == 3
+    spec = MelSpec(sample_rate=8000)
+    files = sorted((root / "hiss").glob("*.wav")) + sorted((root / "hum").glob("*.wav"))
+    order = torch.randperm(12, generator=torch.Generator().manual_seed(0)).tolist()
+    row = sorted(order[6:])[0]
+    wave, _ = soundfile.read(files[row], dtype="float32")
+    mel = log_mel(torch.from_numpy(wave)[None], spec)[0]
+    mean = torch.tensor(data.meta["speech"]["mean"]).reshape(1, -1, 1)
+    std = torch.tensor(data.meta["speech"]["std"]).reshape(1, -1, 1)
+    assert torch.allclose(data.train.inputs[0], (mel - mean) / std, atol=1e-4)
+    (root / "hum" / "bad.wav").write_bytes(b"RIFF nonsense")
+    assert_refused(tmp_path, {"dataset": "audio_folder", "audio": {"train": str(root)}}, capsys,
+                   "bad.wav", "not a readable audio file")
+
+
+def test_teacher_mode_then_few_labels_with_its_checkpoint(tmp_path, monkeypatch):
+    """The regime of examples/fashion_mnist_few_labels.yaml: a teacher trained once on every label
+    (mode teacher), then reused by a run whose student has few labels and the rest as a pool."""
+    import distill
+
+    root = write_images(tmp_path / "imgs", per_class=15)
+    seen = trainer_inputs(monkeypatch)
+    data = {"dataset": "image_folder", "images": {"train": str(root)}, "augment": None}
+    summary = distill.run({"name": "t", "data": data, **TINY_MODELS, "distill": {"mode": "teacher"},
+                           "baseline": False}, out=tmp_path / "teacher", quiet=True)
+    assert set(summary["models"]) == {"teacher"} and seen == {"teacher": (24, 0)}
+    checkpoint = tmp_path / "teacher" / "checkpoints" / "teacher-best.safetensors"
+    seen.clear()
+    few = {**data, "labeled_subset": 6, "unlabeled": "rest"}
+    teacher = {**TINY_MODELS["teacher"], "checkpoint": str(checkpoint)}
+    summary = distill.run({"name": "few", "data": few, **TINY_MODELS, "teacher": teacher,
+                           "baseline_train": {"epochs": 3, "batch_size": 4}}, out=tmp_path / "few", quiet=True)
+    assert seen == {"baseline": (6, 0), "student": (24, 18)}
+    assert set(summary["models"]) == {"teacher", "baseline", "student"}
+    from distill.rundir import read_records
+
+    epochs = [r["epoch"] for r in read_records(tmp_path / "few" / "metrics.jsonl") if r.get("model") == "baseline"]
+    assert epochs == [1, 2, 3]  # the baseline's own recipe (baseline_train), not the student's one epoch
+
+
+def test_text_pool_from_a_file_joins_the_transfer_set(tmp_path, capsys):
+    from distill.models.hf import default_model_dir
+
+    if not default_model_dir().exists():
+        pytest.skip("the packaged MiniLM tokenizer is not installed")
+    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"film {i} was {'good' if i % 2 else 'bad'},{i % 2}\n"
+                                                                 for i in range(30)))
+    (tmp_path / "pool.txt").write_text("an unlabelled sentence\n\nanother one here\n")
+    cfg = DataConfig(dataset="text_files", unlabeled=str(tmp_path / "pool.txt"),
+                     text={"train": str(tmp_path / "train.csv"), "max_length": 16,
+                           "transfer_set": {"size_multiplier": 2}})
+    data = load_data(cfg)
+    pool = data.meta["transfer"]
+    assert len(pool) == 2 * len(data.train) + 2 and (pool.targets == -1).all()
+    assert data.meta["sentences"]["transfer"][-2:] == ["an unlabelled sentence", "another one here"]
+    assert_refused(tmp_path, {"dataset": "image_folder", "images": {"train": str(tmp_path)}, "unlabeled": "rest"},
+                   capsys, "labeled_subset")

@@ -15,7 +15,8 @@ def test_builtin_datasets_are_registered_with_their_kind():
     kinds = {name: dataset_spec(name).kind for name in DATASETS}
     assert kinds == {"diabetes": "regression", "fashion_mnist": "image", "sst2": "text", "text_files": "text",
                      "trec": "text", "subj": "text", "mpqa": "text", "spoken_words": "audio", "breast_cancer": "tabular",
-                     "wine": "tabular", "digits": "image", "lm_jsonl": "lm", "lm_text": "lm"} | {k: v for k, v in kinds.items() if k.startswith("test_")}
+                     "wine": "tabular", "digits": "image", "image_folder": "image", "table": "tabular",
+                     "hf_dataset": "image", "audio_folder": "audio", "lm_jsonl": "lm", "lm_text": "lm"} | {k: v for k, v in kinds.items() if k.startswith("test_")}
     assert dataset_spec("diabetes").task == "regression"
     assert is_text_dataset("sst2") and not is_text_dataset("fashion_mnist") and not is_text_dataset("nope")
     # text_files needs file names, so `distill evaluate --dataset` cannot take it alone

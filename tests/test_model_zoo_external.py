@@ -144,6 +144,9 @@ def test_library_options_are_checked_before_anything_is_built():
     with pytest.raises(ConfigError) as exc:
         check_model_options("timm:test_resnet", {"pretrained": True}, "teacher.model")
     assert "never" in one_line(exc) and "weights:" in str(exc.value)
+    with pytest.raises(CheckpointError) as exc:
+        check_model_options("torchvision:resnet18", {"weights": "nowhere.pth"}, "config: student.model")
+    assert "config: student.model: weights file not found: nowhere.pth" in one_line(exc)
     with pytest.raises(CompatibilityError, match="takes images"):
         build_model("torchvision:resnet18", (20,), 4)
 
@@ -248,3 +251,35 @@ def test_a_library_student_exports_to_onnx_and_int8(name, tmp_path):
     assert report["max_abs_diff"] <= report["tolerance"]
     assert (tmp_path / "student.onnx").is_file() and (tmp_path / "student.int8.onnx").is_file()
     assert report["int8"]["accuracy"] is not None
+
+
+def test_hf_text_classifier_takes_token_ids_and_lends_its_tokenizer(tmp_path):
+    import transformers
+
+    from distill.config.schema import tokenizer_home
+
+    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=32, pad_token_id=0)
+    config.save_pretrained(tmp_path / "bert")
+    model = build_model(f"hf:{tmp_path / 'bert'}", (12,), 3).eval()
+    ids = torch.randint(1, 50, (2, 12))
+    padded = torch.cat([ids, torch.zeros(2, 4, dtype=torch.long)], 1)  # padding is masked out
+    with torch.no_grad():
+        assert model.task == "text" and model(ids).shape == (2, 3)
+        torch.testing.assert_close(model(padded), model(ids), atol=1e-5, rtol=1e-4)
+    assert tokenizer_home(f"hf:{tmp_path / 'bert'}", {}) == str(tmp_path / "bert")
+    assert tokenizer_home("hf_classifier", {"path": "/m"}) == "/m" and tokenizer_home("cnn", {}) is None
+
+
+def test_teacher_checkpoint_takes_a_pth_state_dict_strictly(tmp_path):
+    from distill.checkpoint import load_weights_into
+
+    trained = build_model("torchvision:resnet18", (3, 16, 16), 4)
+    torch.save(trained.state_dict(), tmp_path / "teacher.pth")
+    teacher = build_model("torchvision:resnet18", (3, 16, 16), 4)
+    load_weights_into(teacher, tmp_path / "teacher.pth", "the teacher")
+    assert all(torch.equal(teacher.state_dict()[k], v) for k, v in trained.state_dict().items())
+    imagenet_like(tmp_path / "imagenet.pth", fmt="pt")  # a frozen teacher's head must already fit
+    with pytest.raises(CheckpointError) as exc:
+        load_weights_into(teacher, tmp_path / "imagenet.pth", "the teacher")
+    assert "fc.weight is [1000, 512] in the checkpoint" in one_line(exc)

@@ -15,8 +15,9 @@ from torch import nn
 
 from distill.config.load import format_validation_error, load_config
 from distill.config.schema import CacheConfig, ExperimentConfig, TrainConfig
-from distill.data.batches import BatchSource, InMemoryBatches
+from distill.data.batches import BatchSource
 from distill.data.bundle import DataBundle
+from distill.data.stream import batch_source
 from distill.errors import ConfigError
 from distill.knowledge.cache import CachedTeacher, CacheOptions, build_cache, choose_teacher
 from distill.knowledge.teacher import LiveTeacher, freeze
@@ -131,9 +132,10 @@ def train_model(model: nn.Module, data: DataBundle, *, teacher: nn.Module | Cach
         teacher_fn = _teacher_for(teacher, method_obj, data, cache_cfg, batches, train_cfg, seed, device_,
                                   channels_last)
     if batches is None:
-        batches = InMemoryBatches(data.train.inputs.to(device_), data.train.targets.to(device_),
-                                  train_cfg.batch_size, augment=data.augment, seed=seed,
-                                  views=getattr(teacher_fn, "views", None))
+        # images on disk (LazyInputs) are read by DataLoader workers, with the same order and views
+        batches = batch_source(data.train.inputs.to(device_), data.train.targets.to(device_),
+                               train_cfg.batch_size, device=device_, augment=data.augment, seed=seed,
+                               views=getattr(teacher_fn, "views", None))
     trainer = Trainer(name, model, train_cfg, method_obj, teacher=teacher_fn, seed=seed, device=device_,
                       checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, channels_last=channels_last,
                       task=task, callbacks=callbacks, model_meta=checkpoint_description(model, data, model_spec),

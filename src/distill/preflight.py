@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from distill.config.schema import ExperimentConfig
+from distill.data.lazy import is_lazy
 from distill.errors import CompatibilityError, ConfigError, DataError
 from distill.methods.base import METHODS, check_method_options
 from distill.models.registry import check_model_options
@@ -132,6 +133,9 @@ def check_data(cfg: ExperimentConfig, data) -> None:
         if data.num_classes < 2 or len(torch.unique(targets[targets >= 0])) < 2:
             raise DataError(f"{data.name}: every training label is the same, so there is nothing to classify; "
                             f"check the data's label column (data.text.label_column) or the files")
+    if cfg.data.stream and not is_lazy(data.train.inputs):
+        raise ConfigError(f"data.stream: true, but {data.name} is loaded into memory as one tensor; streaming "
+                          f"needs a dataset read from files (image_folder); remove data.stream")
     for name, part in (("train", data.train), ("val", data.val), ("test", data.test)):
         if len(part) == 0:
             raise DataError(f"{data.name}: the {name} split is empty; give more data or a smaller data.val_size")

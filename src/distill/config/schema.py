@@ -149,7 +149,8 @@ class HFDatasetConfig(Strict):
     label_column: str = "label"
     modality: Literal["auto", "image", "text", "audio"] = Field(
         "auto", description="how to read the input column; auto = from its first value")
-    sample_rate: int | None = Field(None, ge=1, description="audio given as bare arrays: their sample rate")
+    sample_rate: int | None = Field(None, ge=1, description="audio given as bare arrays: their sample rate "
+                                                            "(clips are cut or padded to data.audio.seconds)")
 
 
 class AudioFolderConfig(SplitFiles):
@@ -157,6 +158,8 @@ class AudioFolderConfig(SplitFiles):
 
     seconds: float | None = Field(None, gt=0, description="clip length: longer clips are cut, shorter ones padded "
                                                           "with silence; null = the longest training clip")
+    sample_rate: int | None = Field(None, ge=1, description="clips at another rate are resampled to it; null = the "
+                                                            "first training clip's rate")
 
 
 class LMDataConfig(Strict):
@@ -217,6 +220,14 @@ class DataConfig(Strict):
                                                                "stratified by class (fixed seed: split_seed)")
     labels_per_class: int | None = Field(None, ge=1, description="keep only this many labelled training samples "
                                                                  "per class (fixed seed: split_seed)")
+    labeled_seed: int | None = Field(None, description="the seed that draws labeled_subset / labels_per_class; "
+                                                       "null = split_seed (vary it to vary the labelled samples "
+                                                       "without moving the val/test split)")
+    stream: bool = Field(False, description="keep the images on disk and decode each batch in DataLoader worker "
+                                            "processes (data bigger than memory; datasets read from files, e.g. "
+                                            "image_folder); false holds them in memory as one tensor")
+    workers: int | None = Field(None, ge=0, description="loader worker processes when streaming (default 2; "
+                                                        "0 decodes in the training process)")
 
     @model_validator(mode="after")
     def _one_label_budget(self) -> DataConfig:
@@ -237,6 +248,14 @@ def long_model_form(value: Any) -> Any:
         name = value.pop("name", "cnn")
         return {"name": name, "options": value}
     return value
+
+
+def tokenizer_home(name: str, options: dict[str, Any]) -> str | None:
+    """The local Hugging Face directory whose tokenizer text data uses for this (teacher) model: its
+    ``path`` option, or the directory of an ``hf:<directory>`` name; null = the packaged MiniLM."""
+    if options.get("path"):
+        return options["path"]
+    return name[len("hf:"):] if name.startswith("hf:") else None
 
 
 class ModelConfig(Strict):
@@ -322,8 +341,9 @@ class DistillConfig(Strict):
                                                                "default from its official recipe (kd 0.1, dkd 1.0, ...)")
     mode: str = Field(
         "offline", description="a registered mode (distill.pipeline.modes): offline (frozen trained teacher), "
-                               "online, born_again, takd, reverse, two_way; causal_lm: offline, sequence_kd, "
-                               "on_policy (docs/llm.md); see docs/methods.md")
+                               "online, born_again, takd, reverse, two_way; teacher (train or load the teacher only, "
+                               "to reuse as teacher.checkpoint); causal_lm: offline, sequence_kd, on_policy "
+                               "(docs/llm.md); see docs/methods.md")
     generations: int = Field(2, ge=1, le=100, description="born_again: distilled generations after generation 0")
     assistant: AssistantConfig | None = Field(None, description="takd: the assistant model and its recipe")
     teacher_lr: float | None = Field(None, gt=0, le=MAX_LR, description="two_way: the pretrained teacher's learning rate while "
@@ -479,6 +499,10 @@ class ExperimentConfig(Strict):
     student: StudentConfig = Field(default_factory=StudentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     baseline: bool = Field(True, description="also train the student alone, with the same recipe")
+    baseline_train: TrainConfig | None = Field(
+        None, description="the baseline's own recipe (e.g. more epochs over few labels, when the distilled student's "
+                          "epochs also cover an unlabelled pool; choose it on validation); null = student.train, "
+                          "down to the distilled student's stored views")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     search: SearchConfig | None = Field(None, description="hyperparameter search (distill search); runs ignore it")

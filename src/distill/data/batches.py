@@ -92,7 +92,9 @@ class InMemoryBatches:
         n = self._shard_size()
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def epoch(self, epoch: int) -> Iterator[Batch]:
+    def plan(self, epoch: int) -> Iterator[tuple[Tensor, AugmentParams | None]]:
+        """Epoch ``epoch`` as (sample positions, augmentation draws) per batch, nothing gathered yet:
+        the order and the draws depend only on (seed, epoch), wherever the rows are then read from."""
         generator = epoch_generator(self.seed, epoch)
         n = len(self.inputs)
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
@@ -104,15 +106,19 @@ class InMemoryBatches:
             index = order[start : start + self.batch_size]
             if self.drop_last and len(index) < self.batch_size:
                 break
-            index_dev = index.to(device)
-            x = self.inputs[index_dev]
             view = None
             if self.augment is not None:
-                view = (self._view(epoch, index_dev) if self.views
+                view = (self._view(epoch, index.to(device)) if self.views
                         else self.augment.sample(len(index), generator, n, self._image_size))
-                x = augmented(self.augment, self.inputs, index_dev, view)
                 if getattr(view, "mix", None) is not None:
-                    view.partner_targets = self.targets[view.mix.partner.to(device)]
+                    view.partner_targets = self.targets[view.mix.partner.to(self.targets.device)]
+            yield index, view
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        device = self.inputs.device
+        for index, view in self.plan(epoch):
+            index_dev = index.to(device)
+            x = self.inputs[index_dev] if view is None else augmented(self.augment, self.inputs, index_dev, view)
             yield Batch(inputs=x, targets=self.targets[index_dev], index=index, view=view)
 
     @property

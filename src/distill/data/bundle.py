@@ -10,6 +10,7 @@ from torch import Tensor
 from distill.config.schema import DataConfig
 from distill.data.augment import BatchAugment
 from distill.data.fashion_mnist import CLASSES, load_fashion_mnist
+from distill.data.lazy import take
 from distill.data.registry import dataset_spec, register_dataset
 from distill.errors import DataError
 
@@ -23,7 +24,11 @@ class Split:
         return len(self.targets)
 
     def head(self, n: int | None) -> Split:
-        return self if n is None else Split(self.inputs[:n], self.targets[:n])
+        return self if n is None else Split(take(self.inputs, slice(0, n)), self.targets[:n])
+
+    def select(self, index) -> Split:
+        """The rows ``index`` (files stay on disk for lazy inputs)."""
+        return Split(take(self.inputs, index), self.targets[index])
 
 
 @dataclass
@@ -47,8 +52,7 @@ def carve_validation(split: Split, val_size: int, seed: int) -> tuple[Split, Spl
         raise DataError(f"data.val_size={val_size} leaves no training data out of {len(split)} samples")
     order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:val_size], order[val_size:]
-    return (Split(split.inputs[train_idx], split.targets[train_idx]),
-            Split(split.inputs[val_idx], split.targets[val_idx]))
+    return split.select(train_idx), split.select(val_idx)
 
 
 def _as_tensor(value, what: str, role: str) -> Tensor:
@@ -98,13 +102,11 @@ def from_tensors(name: str, train, test, num_classes: int | None = None, val_siz
 @register_dataset("diabetes", kind="regression", named=True)
 def load_diabetes_bundle(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
     """scikit-learn's diabetes regression data (task: regression)."""
-    from distill.data.diabetes import load_diabetes_splits
+    from distill.data.diabetes import diabetes_bundle
 
-    train, val, test, meta = load_diabetes_splits(cfg.val_size, cfg.split_seed)
-    train = Split(*train).head(cfg.train_subset)
-    # num_classes is the number of outputs: one regression target.
-    return DataBundle("diabetes", train, Split(*val), Split(*test).head(cfg.test_subset), 1, ["progression"],
-                      meta=meta)
+    bundle = diabetes_bundle(cfg.val_size, cfg.split_seed)  # num_classes: the one regression output
+    bundle.train, bundle.test = bundle.train.head(cfg.train_subset), bundle.test.head(cfg.test_subset)
+    return bundle
 
 
 def _text_loader(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
@@ -113,17 +115,17 @@ def _text_loader(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle
     return load_text_data(cfg, teacher_path)
 
 
-register_dataset("sst2", kind="text", named=True, summary="SST-2 sentence sentiment (2 classes), see data.text")(
+register_dataset("sst2", kind="text", named=True, reads_unlabeled=True, summary="SST-2 sentence sentiment (2 classes), see data.text")(
     _text_loader)
-register_dataset("trec", kind="text", named=True, summary="TREC question types (6 classes), see data.text")(
+register_dataset("trec", kind="text", named=True, reads_unlabeled=True, summary="TREC question types (6 classes), see data.text")(
     _text_loader)
-register_dataset("subj", kind="text", named=True,
+register_dataset("subj", kind="text", named=True, reads_unlabeled=True,
                  summary="SUBJ subjectivity of review sentences (2 classes; val and test carved), see data.text")(
     _text_loader)
-register_dataset("mpqa", kind="text", named=True,
+register_dataset("mpqa", kind="text", named=True, reads_unlabeled=True,
                  summary="MPQA opinion polarity of phrases (2 classes; val and test carved), see data.text")(
     _text_loader)
-register_dataset("text_files", kind="text", summary="your own sentence files: data.text.train/val/test")(
+register_dataset("text_files", kind="text", reads_unlabeled=True, summary="your own sentence files: data.text.train/val/test")(
     _text_loader)
 
 
@@ -189,6 +191,33 @@ def _image_folder_loader(cfg: DataConfig, teacher_path: str | None = None) -> Da
     return load_image_folder(cfg, teacher_path)
 
 
+def _table_loader(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    from distill.data.table import load_table
+
+    return load_table(cfg, teacher_path)
+
+
+register_dataset("table", kind="tabular", reads_unlabeled=True, task_of=lambda cfg: cfg.table.task,
+                 summary="your table: CSV, Parquet or JSONL, features and a label (data.table; docs/data.md)")(
+    _table_loader)
+def _audio_folder_loader(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    from distill.data.audio_files import load_audio_folder
+
+    return load_audio_folder(cfg, teacher_path)
+
+
+register_dataset("audio_folder", kind="audio", reads_unlabeled=True,
+                 summary="your folders of clips, root/<class>/<clip>.wav, as log-mels (data.audio; docs/data.md)")(
+    _audio_folder_loader)
+def _hf_dataset_loader(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    from distill.data.hf_dataset import load_hf_dataset
+
+    return load_hf_dataset(cfg, teacher_path)
+
+
+register_dataset("hf_dataset", kind="image", reads_unlabeled=True,
+                 summary="a local Hugging Face dataset: images, text or audio (data.hf; docs/data.md)")(
+    _hf_dataset_loader)
 register_dataset("image_folder", kind="image", reads_unlabeled=True,
                  summary="your folders of images, root/<class>/<image> (data.images; docs/data.md)")(
     _image_folder_loader)

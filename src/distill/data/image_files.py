@@ -51,21 +51,44 @@ def resized_size(width: int, height: int, resize: int | Sequence[int]) -> tuple[
 
 def decode_image(path: str | os.PathLike, options: ImageOptions = ImageOptions()) -> Tensor:
     """One image file -> (C, H, W) uint8 after resize and centre crop; a bad file is a DataError naming it."""
-    from PIL import Image, UnidentifiedImageError
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise DataError("image files need Pillow: pip install -e '.[data]'") from None
 
     try:
         with Image.open(path) as image:
-            image = image.convert("L" if options.grayscale else "RGB")
-            if options.resize is not None:
-                image = image.resize(resized_size(*image.size, options.resize), Image.BILINEAR)
-            if options.center_crop is not None:
-                image = _center_crop(image, _pair(options.center_crop), path)
-            array = np.asarray(image, dtype=np.uint8)
+            return image_tensor(image, options, path)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc}); remove or replace the file") from None
+
+
+def image_tensor(image, options: ImageOptions, where) -> Tensor:
+    """A PIL image -> (C, H, W) uint8 after the mode conversion, resize and centre crop of ``options``."""
+    from PIL import Image
+
+    image = image.convert("L" if options.grayscale else "RGB")
+    if options.resize is not None:
+        image = image.resize(resized_size(*image.size, options.resize), Image.BILINEAR)
+    if options.center_crop is not None:
+        image = _center_crop(image, _pair(options.center_crop), where)
+    array = np.asarray(image, dtype=np.uint8)
     if array.ndim == 2:
         array = array[:, :, None]
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def stack_same_size(images: Sequence[Tensor], names: Sequence[str]) -> Tensor:
+    """(N, C, H, W) of same-sized images; the first of another size is an error naming it and the fix."""
+    if not images:
+        raise DataError("no images to stack")
+    first = images[0]
+    for image, name in zip(images, names, strict=True):
+        if image.shape != first.shape:
+            raise DataError(f"{name}: the image is {image.shape[2]}x{image.shape[1]} pixels but {names[0]} is "
+                            f"{first.shape[2]}x{first.shape[1]}; set data.images.resize (e.g. "
+                            f"[{first.shape[1]}, {first.shape[2]}]) or center_crop so all images get one size")
+    return torch.stack(list(images))
 
 
 def _center_crop(image, size: tuple[int, int], path):
@@ -139,14 +162,4 @@ def decode_all(files: Sequence[Path], options: ImageOptions) -> Tensor:
     """Decode every file into one (N, C, H, W) uint8 tensor; mixed sizes without a resize are an error."""
     if not files:
         return torch.zeros(0, options.channels, 1, 1, dtype=torch.uint8)
-    first = decode_image(files[0], options)
-    out = torch.empty(len(files), *first.shape, dtype=torch.uint8)
-    out[0] = first
-    for i, path in enumerate(files[1:], start=1):
-        image = decode_image(path, options)
-        if image.shape != first.shape:
-            raise DataError(f"{path}: the image is {image.shape[2]}x{image.shape[1]} pixels but {files[0]} is "
-                            f"{first.shape[2]}x{first.shape[1]}; set data.images.resize (e.g. "
-                            f"[{first.shape[1]}, {first.shape[2]}]) or center_crop so all images get one size")
-        out[i] = image
-    return out
+    return stack_same_size([decode_image(path, options) for path in files], [str(f) for f in files])

@@ -26,6 +26,7 @@ from distill.data.image_files import (
     is_image,
     normalise,
 )
+from distill.data.image_stream import lazy_images, streamed_splits
 from distill.data.unlabeled import REST, add_unlabeled
 from distill.errors import DataError
 
@@ -35,8 +36,8 @@ def image_options(o: ImageFolderConfig) -> ImageOptions:
     return ImageOptions(size(o.resize), size(o.center_crop), o.grayscale)
 
 
-def unlabeled_images(path: str, options: ImageOptions) -> torch.Tensor:
-    """uint8 images of an unlabelled pool: one image file, or every image under a folder."""
+def unlabeled_files(path: str) -> list[Path]:
+    """The image files of an unlabelled pool: one image file, or every image under a folder."""
     p = Path(path)
     if p.is_file():
         files = [p] if is_image(p) else []
@@ -46,7 +47,7 @@ def unlabeled_images(path: str, options: ImageOptions) -> torch.Tensor:
         raise DataError(f"data.unlabeled: {p} is neither a folder nor an image file")
     if not files:
         raise DataError(f"data.unlabeled: {p} holds no images (.png .jpg .jpeg .webp .bmp)")
-    return decode_all(files, options)
+    return files
 
 
 def _same_size(decoded: dict[str, torch.Tensor], folder: str) -> None:
@@ -65,30 +66,33 @@ def load_image_folder(cfg: DataConfig, teacher_path: str | None = None) -> DataB
     options = image_options(o)
     list_fn = lambda root, split: class_folders(root, f"data.images.{split}")  # noqa: E731
     parts, classes = labelled_file_splits(o, list_fn, cfg.split_seed, "images")
-    decoded = {name: decode_all(files, options) for name, (files, _) in parts.items()}
-    _same_size(decoded, o.train)
-    if o.mean is not None:
-        if len(o.mean) != options.channels or len(o.std) != options.channels:
-            raise DataError(f"data.images.mean/std have {len(o.mean)}/{len(o.std)} values but the images have "
-                            f"{options.channels} channel(s) (grayscale: {o.grayscale})")
-        mean, std = list(o.mean), list(o.std)
+    if o.mean is not None and (len(o.mean) != options.channels or len(o.std) != options.channels):
+        raise DataError(f"data.images.mean/std have {len(o.mean)}/{len(o.std)} values but the images have "
+                        f"{options.channels} channel(s) (grayscale: {o.grayscale})")
+    if cfg.stream:  # data bigger than memory: files decoded per batch by loader workers (data/image_stream.py)
+        lazy, mean, std = streamed_splits(parts, options, o.mean, o.std, o.train)
+        splits = {name: Split(inputs, labels) for name, (inputs, labels) in lazy.items()}
+        size = splits["train"].inputs.sample_shape
     else:
-        mean, std = channel_stats(decoded["train"])
-    splits = {name: Split(normalise(decoded[name], mean, std), torch.tensor(labels, dtype=torch.long))
-              for name, (_, labels) in parts.items()}
+        decoded = {name: decode_all(files, options) for name, (files, _) in parts.items()}
+        _same_size(decoded, o.train)
+        mean, std = (list(o.mean), list(o.std)) if o.mean is not None else channel_stats(decoded["train"])
+        splits = {name: Split(normalise(decoded[name], mean, std), torch.tensor(labels, dtype=torch.long))
+                  for name, (_, labels) in parts.items()}
+        size = tuple(decoded["train"].shape[1:])
     augment = None
     if cfg.augment is not None and (cfg.augment.crop_padding > 0 or cfg.augment.hflip):
         # padding for crops takes the value a black pixel maps to (of the first channel)
         augment = BatchAugment(cfg.augment.crop_padding, cfg.augment.hflip, fill=(0.0 - mean[0]) / std[0])
-    size = tuple(decoded["train"].shape[1:])
     bundle = DataBundle("image_folder", splits["train"].head(cfg.train_subset), splits["val"],
                         splits["test"].head(cfg.test_subset), len(classes), classes, augment,
                         meta={"images": {"mean": mean, "std": std, "channels": size[0], "size": list(size[1:]),
                                          "files": {name: len(files) for name, (files, _) in parts.items()}}})
     if cfg.unlabeled not in (None, REST):
-        pool = unlabeled_images(cfg.unlabeled, options)
+        files = unlabeled_files(cfg.unlabeled)
+        pool = lazy_images(files, options, mean, std) if cfg.stream else decode_all(files, options)
         if tuple(pool.shape[1:]) != size:
             raise DataError(f"data.unlabeled: {cfg.unlabeled} has {pool.shape[3]}x{pool.shape[2]} images but the "
                             f"training images are {size[2]}x{size[1]}; set data.images.resize so both match")
-        add_unlabeled(bundle, normalise(pool, mean, std))
+        add_unlabeled(bundle, pool if cfg.stream else normalise(pool, mean, std))
     return bundle

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distill.config.schema import DataConfig
+from distill.config.schema import DataConfig, tokenizer_home
 from distill.data.bundle import DataBundle, load_data
 from distill.data.registry import DATASETS, is_text_dataset
 from distill.errors import ConfigError
@@ -41,10 +41,11 @@ def is_text_config(run_dir: Path | None) -> bool:
 
 
 def teacher_path(cfg: dict) -> str | None:
-    """``teacher.model.path`` of a run's config (null = the packaged MiniLM): the text tokenizer's home."""
+    """``teacher.model.path`` (or an ``hf:`` teacher's directory) of a run's config: the text tokenizer's home."""
     model = (cfg.get("teacher") or {}).get("model") or {}
     options = model.get("options", model) if isinstance(model, dict) else {}
-    return options.get("path")
+    name = model.get("name", "") if isinstance(model, dict) else str(model or "")
+    return tokenizer_home(name, options)
 
 
 def text_context(run_dir: Path | None) -> dict | None:
@@ -61,7 +62,8 @@ def config_data(cfg: dict, data_root: str | None = None) -> DataBundle:
     rebuilt: callers only evaluate. ``data_root`` replaces ``data.root`` (images) or
     ``data.text.root`` (text).
     """
-    section = {**(cfg.get("data") or {}), "augment": None}
+    # callers only evaluate: no augmentation, no unlabelled pool (text: no transfer set)
+    section = {**(cfg.get("data") or {}), "augment": None, "unlabeled": None}
     if is_text_dataset(section.get("dataset", "fashion_mnist")):
         section["text"] = {**(section.get("text") or {}), "transfer_set": None}
         if data_root:
@@ -72,7 +74,8 @@ def config_data(cfg: dict, data_root: str | None = None) -> DataBundle:
         return load_data(_data_config(section), teacher_path=teacher_path(cfg))
     if data_root:
         section["root"] = data_root
-    return load_data(_data_config(section))
+    # the teacher's directory tokenises a Hugging Face dataset of text (hf_dataset); other loaders ignore it
+    return load_data(_data_config(section), teacher_path=teacher_path(cfg))
 
 
 def _data_config(section: dict) -> DataConfig:

@@ -6,7 +6,8 @@
   filters can be shown as images; tree and MLP students flatten them)
 
 A seeded split: 20% test, ``data.val_size`` samples for validation, the rest train; features
-standardised with the training split's statistics.
+standardised with the training split's statistics. They are tables (``data/table.py``): only the
+arrays and the split come from here, the bundle is :func:`distill.data.table.table_bundle`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from distill.config.schema import DataConfig
-from distill.data.bundle import DataBundle, Split
+from distill.data.bundle import DataBundle
 from distill.errors import DataError
 
 TEST_FRACTION = 0.2
@@ -28,24 +29,27 @@ def _load(name: str):
     return getattr(datasets, f"load_{name}")()
 
 
+def sklearn_split(n: int, val_size: int, seed: int, name: str, example: int) -> dict[str, torch.Tensor]:
+    """{"test", "val", "train"} indices: one seeded permutation, 20% test first, then val_size for validation."""
+    n_test = round(n * TEST_FRACTION)
+    if val_size >= n - n_test:
+        raise DataError(f"data.val_size={val_size} leaves no training data out of {n - n_test} {name} "
+                        f"samples; use e.g. val_size: {example}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return {"test": order[:n_test], "val": order[n_test:n_test + val_size], "train": order[n_test + val_size:]}
+
+
 def load_tabular_bundle(cfg: DataConfig) -> DataBundle:
+    from distill.data.table import table_bundle
+
     raw = _load(cfg.dataset)
     x = torch.as_tensor(raw.data, dtype=torch.float64)
     y = torch.as_tensor(raw.target, dtype=torch.long)
     n = len(x)
-    n_test = round(n * TEST_FRACTION)
-    if cfg.val_size >= n - n_test:
-        raise DataError(f"data.val_size={cfg.val_size} leaves no training data out of {n - n_test} {cfg.dataset} "
-                        f"samples; use e.g. val_size: {max(1, (n - n_test) // 5)}")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.split_seed))
-    test_idx, val_idx, train_idx = order[:n_test], order[n_test:n_test + cfg.val_size], order[n_test + cfg.val_size:]
-    mean, std = x[train_idx].mean(0), x[train_idx].std(0).clamp_min(1e-6)  # digits has constant border pixels
-    shape = (1, 8, 8) if cfg.dataset == "digits" else (x.shape[1],)
-
-    def part(idx):
-        return Split(((x[idx] - mean) / std).float().reshape(len(idx), *shape), y[idx])
-
+    idx = sklearn_split(n, cfg.val_size, cfg.split_seed, cfg.dataset, max(1, (n - round(n * TEST_FRACTION)) // 5))
+    shape = (1, 8, 8) if cfg.dataset == "digits" else None
     names = [str(c) for c in getattr(raw, "target_names", range(int(y.max()) + 1))]
-    return DataBundle(cfg.dataset, part(train_idx).head(cfg.train_subset), part(val_idx),
-                      part(test_idx).head(cfg.test_subset), len(names), names,
-                      meta={"features": [str(f) for f in getattr(raw, "feature_names", [])]})
+    bundle = table_bundle(cfg.dataset, {s: x[i] for s, i in idx.items()}, {s: y[i] for s, i in idx.items()},
+                          names, shape=shape, meta={"features": [str(f) for f in getattr(raw, "feature_names", [])]})
+    bundle.train, bundle.test = bundle.train.head(cfg.train_subset), bundle.test.head(cfg.test_subset)
+    return bundle

@@ -18,6 +18,7 @@ from distill.data.text import (
     tokenize,
 )
 from distill.data.text_augment import UNLABELLED, TransferSet
+from distill.data.unlabeled import REST
 from distill.errors import DataError
 
 
@@ -61,39 +62,75 @@ def data_vocabulary(id_tensors: list[torch.Tensor], tokenizer) -> list[int]:
     return sorted(set(seen) | set(tokenizer.all_special_ids))
 
 
-def load_text_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+def read_unlabeled_sentences(path: str, text_column: str = "text") -> list[str]:
+    """An unlabelled pool of sentences: a .txt file of one sentence a line, or a .csv/.jsonl text column."""
+    from distill.data.text import _rows
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"data.unlabeled: text file not found: {p}")
+    if p.suffix in (".csv", ".jsonl", ".json"):
+        texts = []
+        for number, row in _rows(p):
+            if text_column not in row:
+                raise DataError(f"{p}:{number}: no column '{text_column}' (data.text.text_column) in {str(row)[:80]}")
+            texts.append(str(row[text_column] or "").strip())
+    else:
+        texts = [line.strip() for line in p.read_text(encoding="utf-8").splitlines()]
+    texts = [t for t in texts if t]
+    if not texts:
+        raise DataError(f"data.unlabeled: {p} holds no sentences")
+    return texts
+
+
+def token_bundle(name: str, texts: dict[str, list[str]], labels: dict[str, list[int]], class_names: list[str],
+                 cfg: DataConfig, teacher_path: str | None = None, pool: list[str] | None = None,
+                 meta: dict | None = None) -> DataBundle:
+    """Sentences per split -> token ids with the teacher's (or data.text.tokenizer's) tokenizer, and the
+    unlabelled pool: the transfer set's augmented sentences (data.text.transfer_set) plus ``pool``."""
     from distill.models.hf import load_tokenizer
 
-    splits, names = read_splits(cfg)
-    num_classes = check_labels(splits, len(names) if names else None)
-    tokenizer_path = cfg.text.tokenizer or teacher_path
-    tokenizer = load_tokenizer(tokenizer_path)
+    tokenizer = load_tokenizer(cfg.text.tokenizer or teacher_path)
     max_length = cfg.text.max_length
     tensors, stats = {}, {}
-    for name, sentences in splits.items():
-        ids, stats[name] = tokenize(tokenizer, sentences.texts, max_length)
-        tensors[name] = Split(ids, torch.tensor(sentences.labels, dtype=torch.long))
+    for split, sentences in texts.items():
+        ids, stats[split] = tokenize(tokenizer, sentences, max_length)
+        tensors[split] = Split(ids, torch.tensor(labels[split], dtype=torch.long))
     meta = {
         "text": True,
         "lengths": stats,
-        # rows with a label and no sentence skipped in each split's file (train: also the carved splits')
-        "blank_rows_skipped": {name: len(s.blank_lines) for name, s in splits.items()},
-        "sentences": {name: s.texts for name, s in splits.items()},
+        **(meta or {}),
+        "sentences": dict(texts),
         "model_context": {"vocab_size": len(tokenizer), "pad_id": tokenizer.pad_token_id,
                           "unk_id": tokenizer.unk_token_id, "teacher_path": teacher_path},
         "transfer": None,
     }
+    unlabelled = []
     transfer = cfg.text.transfer_set
     if transfer is not None and transfer.size_multiplier > 0:
         augmenter = TransferSet(transfer.mask_prob, transfer.swap_prob, transfer.ngram_prob, transfer.max_ngram,
                                 mask_token=tokenizer.mask_token or "[MASK]", seed=transfer.seed)
-        texts = augmenter.fit(splits["train"].texts).generate(splits["train"].texts, transfer.size_multiplier)
-        ids, stats["transfer"] = tokenize(tokenizer, texts, max_length)
-        meta["transfer"] = Split(ids, torch.full((len(texts),), UNLABELLED, dtype=torch.long))
-        meta["sentences"]["transfer"] = texts
+        unlabelled += augmenter.fit(texts["train"]).generate(texts["train"], transfer.size_multiplier)
+    unlabelled += pool or []
+    if unlabelled:
+        ids, stats["transfer"] = tokenize(tokenizer, unlabelled, max_length)
+        meta["transfer"] = Split(ids, torch.full((len(unlabelled),), UNLABELLED, dtype=torch.long))
+        meta["sentences"]["transfer"] = unlabelled
     # The tokens a student with `vocabulary: data` keeps: those of the training data and transfer set.
     seen = [tensors["train"].inputs] + ([meta["transfer"].inputs] if meta["transfer"] is not None else [])
     meta["model_context"]["data_vocabulary"] = data_vocabulary(seen, tokenizer)
-    class_names = list(names) if names else [str(i) for i in range(num_classes)]
-    return DataBundle(cfg.dataset, tensors["train"], tensors["val"], tensors["test"], num_classes,
+    return DataBundle(name, tensors["train"], tensors["val"], tensors["test"], len(class_names),
                       class_names, augment=None, meta=meta)
+
+
+def load_text_data(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    splits, names = read_splits(cfg)
+    num_classes = check_labels(splits, len(names) if names else None)
+    class_names = list(names) if names else [str(i) for i in range(num_classes)]
+    pool = None
+    if cfg.unlabeled not in (None, REST):
+        pool = read_unlabeled_sentences(cfg.unlabeled, cfg.text.text_column)
+    # rows with a label and no sentence skipped in each split's file (train: also the carved splits')
+    blank = {"blank_rows_skipped": {name: len(s.blank_lines) for name, s in splits.items()}}
+    return token_bundle(cfg.dataset, {n: s.texts for n, s in splits.items()},
+                        {n: s.labels for n, s in splits.items()}, class_names, cfg, teacher_path, pool, blank)

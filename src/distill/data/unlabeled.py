@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from distill.data.lazy import cat, is_lazy, take
 from distill.data.text_augment import UNLABELLED
 from distill.errors import DataError
 
@@ -46,6 +47,8 @@ def add_unlabeled(bundle, inputs: Tensor) -> None:
 
 def _cat(a: Tensor, b: Tensor, bundle) -> Tensor:
     """Concatenate two pools; token-id rows of different widths are padded with the pad id."""
+    if is_lazy(a) or is_lazy(b):  # files on disk (data.stream): the file lists are joined
+        return cat(a, b)
     if a.dim() == 2 and b.dim() == 2 and not a.is_floating_point() and a.shape[1] != b.shape[1]:
         pad = bundle.meta.get("model_context", {}).get("pad_id") or 0
         width = max(a.shape[1], b.shape[1])
@@ -87,15 +90,15 @@ def stratified_subset(targets: Tensor, total: int | None = None, per_class: int 
 def apply_label_budget(bundle, cfg) -> None:
     """``data.labeled_subset`` / ``labels_per_class``: keep that many labelled training samples; with
     ``data.unlabeled: rest`` the others become the unlabelled pool (else they are dropped)."""
-    from distill.data.bundle import Split
 
     if cfg.labeled_subset is None and cfg.labels_per_class is None:
         return
     train = bundle.train
-    keep, rest = stratified_subset(train.targets.cpu(), cfg.labeled_subset, cfg.labels_per_class, cfg.split_seed)
-    bundle.train = Split(train.inputs[keep], train.targets[keep])
+    keep, rest = stratified_subset(train.targets.cpu(), cfg.labeled_subset, cfg.labels_per_class,
+                                   cfg.split_seed if cfg.labeled_seed is None else cfg.labeled_seed)
+    bundle.train = train.select(keep)  # files stay on disk when streaming
     if cfg.unlabeled == REST and len(rest):
-        add_unlabeled(bundle, train.inputs[rest])
+        add_unlabeled(bundle, take(train.inputs, rest))
     bundle.meta["labels"] = {"labelled": len(keep), "unlabelled_from_train": len(rest) if cfg.unlabeled == REST else 0}
 
 

@@ -28,6 +28,8 @@ from torch import Tensor, nn
 from distill import distributed as dist
 from distill.data.augment import BatchAugment
 from distill.data.batches import StoredView, augmented, select_view, view_params
+from distill.data.lazy import is_lazy
+from distill.data.stream import load_planned
 from distill.data.text import is_token_ids, length_order
 from distill.knowledge import cache_store as store
 from distill.knowledge.teacher import LiveTeacher
@@ -41,6 +43,7 @@ class CacheOptions:
     top_k: int | None = None
     memory_mb: float = 1024.0
     chunk: int = 256  # samples per teacher forward pass while building (large ones are slower on CPU)
+    workers: int = 2  # loader processes decoding inputs read from disk (data/lazy.py) while building
 
 
 def is_frozen(model: nn.Module) -> bool:
@@ -65,7 +68,10 @@ def cache_key(teacher: nn.Module, inputs: Tensor, targets: Tensor, augment: Batc
     """A hash of everything the cached values depend on: weights, data, augmentation, storage options."""
     h = hashlib.blake2b(digest_size=20)
     hash_weights(h, teacher)
-    hash_tensor(h, inputs)
+    if is_lazy(inputs):  # files on disk: their paths, sizes and times, not the pixels (never all in memory)
+        h.update(inputs.fingerprint().encode())
+    else:
+        hash_tensor(h, inputs)
     hash_tensor(h, targets)
     aug = None if augment is None else [*augment.describe(), seed]
     h.update(json.dumps({"augment": aug, "modules": list(modules), "views": options.views,
@@ -174,6 +180,8 @@ def build_cache(live: LiveTeacher, inputs: Tensor, targets: Tensor, augment: Bat
     layout = layout_for(views, n, probe, options)
     classes = probe.logits.shape[-1]
     nbytes = store.layout_bytes(layout)
+    # Inputs read from disk are bigger than memory by assumption: their cache stays memory-mapped too.
+    in_memory = nbytes <= options.memory_mb * 2**20 and not (is_lazy(inputs) and directory is not None)
     key = cache_key(live.model, inputs, targets, augment, seed, modules, options)
     started = time.perf_counter()
     if directory is None and dist.world_size() > 1:
@@ -184,12 +192,12 @@ def build_cache(live: LiveTeacher, inputs: Tensor, targets: Tensor, augment: Bat
         log(f"teacher cache: reusing {directory} ({size_text(nbytes)})")
         arrays = store.open_arrays(directory, layout)
     else:
-        where = "memory" if nbytes <= options.memory_mb * 2**20 else "a memory-mapped file"
+        where = "memory" if in_memory else "a memory-mapped file"
         log(f"teacher cache: building {views} view(s) x {n} samples, {', '.join(layout)}: "
             f"{size_text(nbytes)} in {where}" + (f" ({directory})" if directory else ""))
         arrays = _fill(live, inputs, targets, augment, seed, views, options, directory, layout, key)
     seconds = time.perf_counter() - started
-    if nbytes <= options.memory_mb * 2**20:
+    if in_memory:
         arrays = {k: torch.from_numpy(np.array(a)).to(device) for k, a in arrays.items()}
     return CachedTeacher(live, arrays, classes, device, build_seconds=seconds, nbytes=nbytes)
 
@@ -214,22 +222,37 @@ def _fill(live, inputs, targets, augment, seed, views, options, directory, layou
         arrays = store.open_arrays(directory, layout, mode="r+")
     rows = in_length_order(live, inputs, torch.arange(dist.rank(), len(inputs), dist.world_size()))
     for view in range(views):
-        image_size = tuple(inputs.shape[-2:]) if inputs.dim() == 4 else (1, 1)
-        params = view_params(augment, len(inputs), seed, view, image_size) if augment is not None else None
-        for start in range(0, len(rows), options.chunk):
-            index = rows[start : start + options.chunk]
-            index_dev = index.to(inputs.device)
-            x = inputs[index_dev]
-            if params is not None:  # the same (mixed) view the student's batch will hold
-                x = (augment.apply(x, params.stored(index, view)) if hasattr(params, "stored")
-                     else augmented(augment, inputs, index_dev, select_view(params, index)))
-            out = live(Batch(x, targets[index_dev], index=index))
+        for index, x in view_chunks(inputs, augment, seed, view, rows, options):
+            out = live(Batch(x, targets[index.to(targets.device)], index=index))
+            del x  # before the next chunk is read: one chunk of inputs in memory at a time, not two
             chunk = encode(out.logits.cpu(), {k: v.cpu() for k, v in out.features.items()}, options)
             for name, values in chunk.items():
                 arrays[name][view, index.numpy()] = values
     if directory is None:
         return arrays
     return store.seal_shared(directory, arrays, key, layout, {"views": views, "samples": len(inputs)})
+
+
+def view_chunks(inputs, augment: BatchAugment | None, seed: int, view: int, rows: Tensor,
+                options: CacheOptions):
+    """(sample positions, inputs) per chunk of ``rows`` in stored view ``view``: the same (mixed) view the
+    student's batch will hold. Inputs on disk are decoded by ``options.workers`` loader processes."""
+    image_size = tuple(inputs.shape[-2:]) if inputs.dim() == 4 else (1, 1)
+    params = view_params(augment, len(inputs), seed, view, image_size) if augment is not None else None
+    chunks = [rows[start : start + options.chunk] for start in range(0, len(rows), options.chunk)]
+    if is_lazy(inputs):
+        plan = [(index, None if params is None else select_view(params, index)) for index in chunks]
+        for index, x in zip(chunks, load_planned(inputs, augment, plan, options.workers), strict=True):
+            yield index, x.to(inputs.device)
+            del x
+        return
+    for index in chunks:
+        index_dev = index.to(inputs.device)
+        x = inputs[index_dev]
+        if params is not None:
+            x = (augment.apply(x, params.stored(index, view)) if hasattr(params, "stored")
+                 else augmented(augment, inputs, index_dev, select_view(params, index)))
+        yield index, x
 
 
 def size_text(nbytes: int) -> str:

@@ -15,12 +15,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from distill.errors import CompatibilityError, ConfigError
+from distill.errors import CheckpointError, CompatibilityError, ConfigError
 from distill.options import OptionError
 from distill.registry import UnknownNameError
 
@@ -67,7 +68,14 @@ def _factory(family: Family, rest: str) -> Callable[..., nn.Module]:
     factory.__name__ = re.sub(r"\W", "_", f"{family.prefix}_{rest}")
     factory.__doc__ = (f"{family.summary} ({family.prefix}:{rest}); weights: a local .safetensors/.pt file "
                        f"(the head is replaced when its classes differ); other options go to the library")
-    factory.check_options = lambda options, label: family.check(rest, options, label)
+    def check_options(options: dict, label: str) -> None:
+        weights = options.get("weights")
+        if weights and not Path(weights).expanduser().is_file():  # said before any data is loaded
+            raise CheckpointError(f"{label}: weights file not found: {weights} (distill never downloads weights; "
+                                  f"give a local .safetensors, .pt or .pth file)")
+        family.check(rest, options, label)
+
+    factory.check_options = check_options
     return factory
 
 

@@ -15,7 +15,7 @@ from rich.markup import escape
 from distill import distributed as dist
 from distill import preflight, rundir
 from distill.config.load import dump_config
-from distill.config.schema import ExperimentConfig
+from distill.config.schema import ExperimentConfig, tokenizer_home
 from distill.data.bundle import load_data
 from distill.data.registry import dataset_spec
 from distill.data.speech_bundle import write_preprocessing
@@ -93,7 +93,8 @@ class Experiment:
         check_trackers(cfg.report_to)  # a missing tensorboard/mlflow package stops the run before anything is written
 
         self.console.print(f"[bold]distill[/bold] run folder: {self.run_dir}")
-        self.data = data = load_data(cfg.data, teacher_path=cfg.teacher.model.options.get("path"))
+        self.data = data = load_data(cfg.data, teacher_path=tokenizer_home(cfg.teacher.model.name,
+                                                                        cfg.teacher.model.options))
         self.data.train.inputs = data.train.inputs.to(self.device)
         self.data.train.targets = data.train.targets.to(self.device)
         self.console.print(f"data: {data.name}, train {len(data.train)}, val {len(data.val)}, test {len(data.test)}")

@@ -9,7 +9,7 @@ mode calls it.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,9 @@ from distill.checkpoint import load_weights_into
 from distill.config.schema import TrainConfig
 from distill.data.augment import with_mixing
 from distill.data.batches import InMemoryBatches
+from distill.data.lazy import cat, is_lazy
 from distill.data.lm_data import LMBatches
+from distill.data.stream import DEFAULT_WORKERS, batch_source
 from distill.data.text import BucketedBatches, is_token_ids
 from distill.errors import ConfigError
 from distill.knowledge.cache import CacheOptions, build_cache, choose_teacher
@@ -69,8 +71,8 @@ def make_trainer(exp: Experiment, role: str, model: nn.Module, train_cfg: TrainC
 
 def training_set(exp: Experiment, transfer=None) -> tuple[torch.Tensor, torch.Tensor]:
     inputs, targets = exp.data.train.inputs, exp.data.train.targets
-    if transfer is not None:  # unlabelled transfer-set sentences (target -1), distillation only
-        inputs = torch.cat([inputs, transfer.inputs.to(inputs.device)])
+    if transfer is not None:  # the unlabelled pool (target -1), distillation only; files on disk are joined lazily
+        inputs = cat(inputs, transfer.inputs)
         targets = torch.cat([targets, transfer.targets.to(targets.device)])
     return inputs, targets
 
@@ -91,9 +93,10 @@ def batches(exp: Experiment, train_cfg: TrainConfig, views: int | None = None,
         # all-padding columns, so an epoch costs about the sentences' own lengths, not each batch's longest.
         pad_id = exp.data.meta.get("model_context", {}).get("pad_id") or 0
         return BucketedBatches(inputs, targets, train_cfg.batch_size, pad_id=pad_id, seed=exp.cfg.seed)
-    return InMemoryBatches(inputs, targets, train_cfg.batch_size // world, shuffle=True,
-                           augment=recipe_augment(exp, train_cfg, inputs), seed=exp.cfg.seed, rank=dist.rank(),
-                           world_size=world, views=views)
+    # Inputs on disk (data.stream) are read by DataLoader workers; both keep the same order and views.
+    return batch_source(inputs, targets, train_cfg.batch_size // world, workers=exp.cfg.data.workers,
+                        device=exp.device, shuffle=True, augment=recipe_augment(exp, train_cfg, inputs),
+                        seed=exp.cfg.seed, rank=dist.rank(), world_size=world, views=views)
 
 
 def recipe_augment(exp: Experiment, train_cfg: TrainConfig, inputs: torch.Tensor):
@@ -180,13 +183,17 @@ def baseline(exp: Experiment, views: int | None = None) -> dict[str, Stage]:
     """{"baseline": Stage} when the config asks for the student trained alone, else {}.
 
     ``views``: cycle through that many stored views (the distilled student's, see :func:`planned_views`).
+    ``baseline_train`` replaces the student's recipe (and its views) when given.
     """
     cfg = exp.cfg
     if not cfg.baseline:
         return {}
     model = build_from_spec(cfg.student.model, exp.data, cfg.seed)
-    return {"baseline": train_on_labels(exp, "baseline", model, cfg.student.train,
-                                        model_meta(cfg.student.model, exp.data), views)}
+    recipe = cfg.student.train
+    if cfg.baseline_train is not None:  # its own recipe: fresh augmentation draws, not the student's stored views
+        recipe, views = cfg.baseline_train, None
+    return {"baseline": train_on_labels(exp, "baseline", model, recipe, model_meta(cfg.student.model, exp.data),
+                                        views)}
 
 
 def teacher_knowledge(exp: Experiment, live: LiveTeacher, modules: tuple[str, ...], role: str,
@@ -207,7 +214,11 @@ def teacher_knowledge(exp: Experiment, live: LiveTeacher, modules: tuple[str, ..
         if c.mode == "on":
             raise ConfigError("cache.mode=on cannot store hooked features of token-id inputs; use cache.mode=auto")
         return live
-    options = CacheOptions(views=c.views, dtype=c.dtype, top_k=c.top_k, memory_mb=c.memory_mb)
+    workers = exp.cfg.data.workers
+    options = CacheOptions(views=c.views, dtype=c.dtype, top_k=c.top_k, memory_mb=c.memory_mb,
+                           workers=DEFAULT_WORKERS if workers is None else workers)
+    if is_lazy(inputs):  # files on disk: the build holds a training batch's worth of images at a time, no more
+        options = replace(options, chunk=min(options.chunk, train_cfg.batch_size))
     directory = Path(c.dir) if c.dir else exp.run_dir / "cache"
     if role != "student":
         directory = directory / role

@@ -1,0 +1,211 @@
+"""data.dataset: hf_dataset -- a local Hugging Face dataset: a ``save_to_disk`` folder or local data files.
+
+``data.hf.path`` is a folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``
+(read with ``datasets.load_from_disk``), or a data file / folder of files that
+``datasets.load_dataset`` reads (csv, json/jsonl, parquet). Splits are named by ``train_split``,
+``val_split`` and ``test_split``; a missing val or test split is carved from train. The input
+column holds images (PIL images or arrays; options of ``data.images``), text (tokenised as the
+text datasets are; options of ``data.text``) or audio (``{array, sampling_rate}`` or arrays with
+``data.hf.sample_rate``; log-mels as ``data.speech``, length ``data.audio.seconds``). Labels are a
+``ClassLabel`` column (its names are the classes), or names / numbers (the sorted training labels).
+The unlabelled pool ``data.unlabeled`` is another such dataset (its train split), labels not needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distill.config.schema import DataConfig, HFDatasetConfig
+from distill.data.bundle import DataBundle, Split
+from distill.data.file_splits import carve_indices
+from distill.data.image_files import ImageOptions, channel_stats, image_tensor, normalise, stack_same_size
+from distill.data.unlabeled import REST, add_unlabeled
+from distill.errors import DataError
+
+FILE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+def open_dataset(path: str, option: str = "data.hf.path"):
+    """A Dataset or DatasetDict from a save_to_disk folder or local data files."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError("data.dataset hf_dataset needs the datasets package: pip install datasets") from None
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{option}: {p} does not exist; give a save_to_disk folder or a data file")
+    try:
+        if p.is_dir() and any((p / name).is_file() for name in ("dataset_dict.json", "state.json")):
+            return datasets.load_from_disk(str(p))
+        if p.is_file():
+            builder = FILE_BUILDERS.get(p.suffix.lower())
+            if builder is None:
+                raise DataError(f"{option}: {p} is not a data file datasets reads (.csv .json .jsonl .parquet)")
+            return datasets.load_dataset(builder, data_files=str(p))
+        return datasets.load_dataset(str(p))
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - datasets raises many types for a bad folder
+        raise DataError(f"{p}: not a readable Hugging Face dataset ({type(exc).__name__}: "
+                        f"{(str(exc).splitlines() or [''])[0][:200]})") from None
+
+
+def named_splits(ds, o: HFDatasetConfig, seed: int) -> dict:
+    """{"train", "val", "test"} Datasets: the named splits, the missing ones carved from train."""
+    import datasets
+
+    if isinstance(ds, datasets.Dataset):
+        ds = datasets.DatasetDict({o.train_split: ds})
+    if o.train_split not in ds:
+        raise DataError(f"{o.path}: no split '{o.train_split}' (splits: {', '.join(ds)}); set data.hf.train_split")
+    parts = {"train": ds[o.train_split]}
+    for name, split in (("val", o.val_split), ("test", o.test_split)):
+        if split and split in ds:
+            parts[name] = ds[split]
+    idx = carve_indices(len(parts["train"]), o.val_fraction, o.test_fraction, seed, "val" not in parts,
+                        "test" not in parts, "rows")
+    train = parts["train"]
+    for name, rows in idx.items():
+        if name == "train" or name not in parts:
+            parts[name] = train.select(rows)
+    return parts
+
+
+def check_columns(ds, columns: list[str], where: str) -> None:
+    for column in columns:
+        if column not in ds.column_names:
+            raise DataError(f"{where}: no column '{column}' (columns: {', '.join(ds.column_names)}); set "
+                            f"data.hf.input_column / label_column")
+
+
+def modality(value, o: HFDatasetConfig) -> str:
+    if o.modality != "auto":
+        return o.modality
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, dict) and "array" in value:
+        return "audio"
+    if hasattr(value, "convert") and hasattr(value, "size"):  # a PIL image
+        return "image"
+    array = np.asarray(value)
+    if array.ndim == 1:
+        if o.sample_rate is None:
+            raise DataError(f"{o.path}: column '{o.input_column}' holds 1-D arrays; for audio set "
+                            f"data.hf.sample_rate (or modality: audio with {{array, sampling_rate}} values)")
+        return "audio"
+    return "image"
+
+
+def class_labels(parts: dict, o: HFDatasetConfig) -> tuple[dict[str, list[int]], list[str]]:
+    from distill.data.table import class_index
+
+    feature = parts["train"].features.get(o.label_column)
+    names = list(feature.names) if hasattr(feature, "names") else None
+    values = {split: ds[o.label_column] for split, ds in parts.items()}
+    for split, vals in values.items():
+        if any(v is None for v in vals):
+            raise DataError(f"{o.path}: split {split} has rows without a label in '{o.label_column}'; give every "
+                            f"row one, or put unlabelled rows in data.unlabeled")
+    index, names = class_index(values, names, {s: f"{o.path} ({s} split)" for s in values})
+    return {s: t.tolist() for s, t in index.items()}, names
+
+
+def pil_images(values, options: ImageOptions, where: str) -> torch.Tensor:
+    from PIL import Image
+
+    images = []
+    for value in values:
+        if not hasattr(value, "convert"):
+            array = np.asarray(value)
+            if array.dtype != np.uint8:
+                array = (np.clip(array, 0, 1) * 255).round().astype(np.uint8) if array.max() <= 1 else \
+                    np.clip(array, 0, 255).astype(np.uint8)
+            if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[2] not in (1, 3):
+                array = array.transpose(1, 2, 0)  # CHW -> HWC
+            value = Image.fromarray(array.squeeze(-1) if array.ndim == 3 and array.shape[2] == 1 else array)
+        images.append(image_tensor(value, options, where))
+    return stack_same_size(images, [f"{where} row {i}" for i in range(len(images))])
+
+
+def waves(values, o: HFDatasetConfig, where: str) -> tuple[list[np.ndarray], list[int]]:
+    clips, rates = [], []
+    for value in values:
+        if isinstance(value, dict):
+            clips.append(np.asarray(value["array"], dtype=np.float32).reshape(-1))
+            rates.append(int(value.get("sampling_rate") or o.sample_rate or 0))
+        else:
+            clips.append(np.asarray(value, dtype=np.float32).reshape(-1))
+            rates.append(int(o.sample_rate or 0))
+    if any(r <= 0 for r in rates):
+        raise DataError(f"{where}: audio without a sampling rate; set data.hf.sample_rate")
+    return clips, rates
+
+
+def load_hf_dataset(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
+    """A local Hugging Face dataset: images, text or audio with a label column (data.hf; docs/data.md)."""
+    o = cfg.hf
+    if not o.path:
+        raise DataError("data.dataset hf_dataset needs data.hf.path: a save_to_disk folder or local data files")
+    parts = named_splits(open_dataset(o.path), o, cfg.split_seed)
+    for split, ds in parts.items():
+        check_columns(ds, [o.input_column, o.label_column], f"{o.path} ({split} split)")
+        if len(ds) == 0:
+            raise DataError(f"{o.path}: the {split} split is empty")
+    labels, names = class_labels(parts, o)
+    inputs = {split: ds[o.input_column] for split, ds in parts.items()}
+    pool = None
+    if cfg.unlabeled not in (None, REST):
+        unlabelled = open_dataset(cfg.unlabeled, "data.unlabeled")
+        if hasattr(unlabelled, "keys"):  # a DatasetDict: its training split
+            unlabelled = unlabelled[o.train_split if o.train_split in unlabelled else next(iter(unlabelled))]
+        check_columns(unlabelled, [o.input_column], f"{cfg.unlabeled}")
+        pool = unlabelled[o.input_column]
+    kind = modality(inputs["train"][0], o)
+    if kind == "text":
+        from distill.data.text_bundle import token_bundle
+
+        return token_bundle("hf_dataset", {s: [str(t) for t in v] for s, v in inputs.items()}, labels, names, cfg,
+                            teacher_path, [str(t) for t in pool] if pool is not None else None)
+    if kind == "audio":
+        return _audio_bundle(inputs, labels, names, cfg, pool)
+    return _image_bundle(inputs, labels, names, cfg, pool)
+
+
+def _image_bundle(inputs, labels, names, cfg: DataConfig, pool) -> DataBundle:
+    from distill.data.augment import BatchAugment
+    from distill.data.image_folder import image_options
+
+    options = image_options(cfg.images)
+    decoded = {s: pil_images(v, options, f"{cfg.hf.path} ({s} split)") for s, v in inputs.items()}
+    sizes = {tuple(x.shape[1:]) for x in decoded.values()}
+    if len(sizes) > 1:
+        raise DataError(f"{cfg.hf.path}: the splits' images differ in size ({sorted(sizes)}); set data.images.resize")
+    mean, std = (list(cfg.images.mean), list(cfg.images.std)) if cfg.images.mean else channel_stats(decoded["train"])
+    splits = {s: Split(normalise(x, mean, std), torch.tensor(labels[s], dtype=torch.long)) for s, x in decoded.items()}
+    augment = None
+    if cfg.augment is not None and (cfg.augment.crop_padding > 0 or cfg.augment.hflip):
+        augment = BatchAugment(cfg.augment.crop_padding, cfg.augment.hflip, fill=(0.0 - mean[0]) / std[0])
+    bundle = DataBundle("hf_dataset", splits["train"].head(cfg.train_subset), splits["val"],
+                        splits["test"].head(cfg.test_subset), len(names), names, augment,
+                        meta={"images": {"mean": mean, "std": std}})
+    if pool is not None:
+        add_unlabeled(bundle, normalise(pil_images(pool, options, f"{cfg.unlabeled}"), mean, std))
+    return bundle
+
+
+def _audio_bundle(inputs, labels, names, cfg: DataConfig, pool) -> DataBundle:
+    from distill.data.audio_files import to_rate, waveform_bundle
+
+    clips, rate = {}, cfg.audio.sample_rate
+    for split, values in inputs.items():
+        raw, rates = waves(values, cfg.hf, f"{cfg.hf.path} ({split} split)")
+        rate = rate or rates[0]
+        clips[split] = [to_rate(c, r, rate) for c, r in zip(raw, rates, strict=True)]
+    pool_clips = None
+    if pool is not None:
+        raw, rates = waves(pool, cfg.hf, str(cfg.unlabeled))
+        pool_clips = [to_rate(c, r, rate) for c, r in zip(raw, rates, strict=True)]
+    return waveform_bundle("hf_dataset", clips, labels, names, rate, cfg, pool_clips)
