@@ -177,6 +177,8 @@ def test_fsdp_helpers_keep_ties_and_refuse_bare_method_tensors():
     fsdp.materialize(plain, model.state_dict())
     assert plain[0].weight is plain[1].weight and torch.equal(plain[0].weight, model[0].weight)
     assert fsdp.block_modules(model) == [model[0], model[1]]
+    bf16, fp32 = fsdp.mixed_precision("bf16"), fsdp.mixed_precision("fp32")
+    assert (bf16.param_dtype, bf16.reduce_dtype, fp32.param_dtype) == (torch.bfloat16, torch.float32, None)
 
     class Bare(Method):
         name = "bare"
