@@ -48,6 +48,10 @@ def test_no_example_distils_into_a_student_that_is_not_smaller(example, tmp_path
                 if not folder.is_dir():
                     pytest.skip(f"{folder} is missing (make setup writes it)")
                 overrides.append(f"data.images.{split}={folder}")
+    elif "dataset: lm_jsonl" in text:
+        # its JSONL files are relative to the repository (the example runs from the project root); tests run elsewhere
+        lm = yaml.safe_load(text)["data"]["lm"]
+        overrides += [f"data.lm.{split}={ROOT / lm[split]}" for split in ("train", "val", "test") if lm.get(split)]
     elif ("dataset:" not in text or "dataset: fashion_mnist" in text) and \
             not (resolve_root(None) / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Fashion-MNIST is not installed (make test installs dataset-fashion-mnist)")

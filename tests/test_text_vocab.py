@@ -209,6 +209,7 @@ def test_text_runs_train_on_length_bucketed_batches(small_run):
     cfg = load_config(small_run / "config.yaml")
     experiment = Experiment(cfg, small_run, quiet=True)
     experiment.data = run_data(small_run)
+    experiment.device = torch.device("cpu")  # what Experiment.setup() resolves; this test does not run it
     batches = training_batches(experiment, cfg.student.train)
     assert isinstance(batches, BucketedBatches)
     seen = sorted(i for batch in batches.epoch(0) for i in batch.index.tolist())
