@@ -96,3 +96,33 @@ def test_smollm2_gguf_loads_and_copies_six_layers():
     student = causal_lm(init_from_teacher={"layers": [0, 6, 12, 18, 24, 29]})
     params = sum(p.numel() for p in student.parameters())
     assert 49e6 < params < 50.5e6  # 49.6M: the TRL reference student
+
+
+def test_a_tied_embedding_and_head_are_stored_once_and_loaded_tied(tmp_path, teacher_dir):
+    from safetensors import safe_open
+
+    from distill.checkpoint import load_checked, load_tensors, save_tensors
+
+    model = causal_lm(path=teacher_dir)
+    state = model.state_dict()
+    embed, head = "lm.model.embed_tokens.weight", "lm.lm_head.weight"
+    assert state[embed].data_ptr() == state[head].data_ptr()  # the tiny llama ties them
+    path = tmp_path / "tied.safetensors"
+    save_tensors(path, state, {"model": {"name": "causal_lm"}})
+    with safe_open(str(path), framework="pt") as f:
+        stored = set(f.keys())
+    assert embed in stored and head not in stored  # one copy on disk
+    tensors, meta = load_tensors(path)
+    assert set(tensors) == set(state) and meta == {"model": {"name": "causal_lm"}}  # the alias is not metadata
+    torch.testing.assert_close(tensors[head], state[embed])
+    other = causal_lm(path=teacher_dir)
+    with torch.no_grad():
+        other.lm.lm_head.weight.zero_()
+    load_checked(other, tensors, path, None, "the model")
+    assert other.lm.lm_head.weight is other.lm.model.embed_tokens.weight  # still tied after loading
+    torch.testing.assert_close(other.lm.lm_head.weight, state[embed])
+    # untied tensors with equal values are both stored
+    separate = {"a": torch.ones(3), "b": torch.ones(3)}
+    save_tensors(tmp_path / "two.safetensors", separate)
+    with safe_open(str(tmp_path / "two.safetensors"), framework="pt") as f:
+        assert set(f.keys()) == {"a", "b"}

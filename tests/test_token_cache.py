@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from distill.errors import DataError
+from distill.errors import ConfigError, DataError
 from distill.knowledge.token_cache import (
     BUILDING,
     CachedTokenTeacher,
@@ -198,6 +198,13 @@ def test_batches_must_cover_every_sample_with_the_laid_out_tokens(data):
     counts[0] += 1
     with pytest.raises(DataError, match="loss-token counts"):
         build_token_cache(teacher, batches(data), counts, "k", opts, None, log=print)
+
+
+def test_a_k_larger_than_the_vocabulary_is_one_clear_error(data):
+    opts = TokenCacheOptions(k=VOCAB + 1)
+    with pytest.raises(ConfigError, match=f"cache.top_k {VOCAB + 1} is larger than the teacher's vocabulary "
+                                          f"[(]{VOCAB} tokens[)]; set cache.top_k to at most {VOCAB}"):
+        build_token_cache(TinyLM(), batches(data), loss_token_counts(data[1]), "k", opts, None, log=print)
 
 
 def test_the_cached_teacher_serves_top_k_outputs_that_the_methods_use(data):

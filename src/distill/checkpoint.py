@@ -22,11 +22,30 @@ from distill.errors import CheckpointError
 from distill.io import atomic_write
 
 
+ALIASES = "_aliases"  # metadata key: {name: name of the identical tensor stored once}
+
+
+def _view_key(t: torch.Tensor) -> tuple:
+    return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+
+
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None) -> None:
-    # safetensors refuses shared or non-contiguous storage; a contiguous clone is cheap for these sizes.
-    tensors = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
+    """Write ``tensors`` and ``metadata`` atomically. A tensor that is the very same view as an earlier one (a
+    tied embedding and LM head) is stored once and recorded as an alias, which load_tensors restores."""
+    stored, aliases, seen = {}, {}, {}
+    for name, tensor in tensors.items():
+        key = _view_key(tensor) if tensor.numel() else None
+        if key is not None and key in seen:
+            aliases[name] = seen[key]
+            continue
+        if key is not None:
+            seen[key] = name
+        # safetensors refuses shared or non-contiguous storage; a contiguous clone is cheap for these sizes.
+        stored[name] = tensor.detach().contiguous().clone()
     meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    if aliases:
+        meta[ALIASES] = json.dumps(aliases)
+    atomic_write(path, lambda tmp: save_file(stored, tmp, metadata=meta))
 
 
 def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -38,7 +57,9 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         with safe_open(str(path), framework="pt") as f:
             raw_meta = f.metadata() or {}
         meta = {k: json.loads(v) for k, v in raw_meta.items()}
-    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
+        for name, original in meta.pop(ALIASES, {}).items():  # tied tensors, stored once
+            tensors[name] = tensors[original]
+    except (SafetensorError, OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(
             f"checkpoint {path} is corrupt or not a safetensors file ({exc}); delete it and train again, "
             f"or resume from another checkpoint"

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from distill import distributed as dist
-from distill.errors import DataError
+from distill.errors import ConfigError, DataError
 from distill.io import atomic_write_text
 from distill.knowledge import cache_store as store
 from distill.knowledge.cache import hash_tensor, hash_weights, size_text
@@ -240,6 +240,9 @@ def _fill(teacher, batches, counts, key, options, directory, layout, resume: boo
         if logits.shape[0] != given.sum():
             raise DataError(f"batch {number}: the teacher gave {logits.shape[0]} rows of logits for "
                             f"{int(given.sum())} loss tokens")
+        if logits.shape[-1] < options.k:  # the arrays were laid out for k columns
+            raise ConfigError(f"cache.top_k {options.k} is larger than the teacher's vocabulary "
+                              f"({logits.shape[-1]} tokens); set cache.top_k to at most {logits.shape[-1]}")
         top = encode_topk(logits, options.k, options.temperature)
         rows = sample_rows(offsets, index)
         arrays["indices"][rows] = top.indices.cpu().numpy()

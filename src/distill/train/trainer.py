@@ -393,7 +393,7 @@ class Trainer:
         self.method.train()
         self.method.start_epoch(epoch)
         self.progress.start(f"{self.name} epoch {epoch + 1}/{self.epochs}", steps_per_epoch)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         running = RunningLoss(self.device)
         seen = 0
         step = state["step"]
@@ -425,6 +425,8 @@ class Trainer:
         self._sync(running, epoch)  # before anything of this epoch is saved
         totals = running.totals()
         train_seconds = time.perf_counter() - started
+        # process CPU time of the loop (this process only): what a step costs on a shared machine
+        train_cpu_seconds = time.process_time() - cpu_started
         totals = dist.all_reduce_sum({**totals, "_seen": seen})
         seen = int(totals.pop("_seen"))
         record = {
@@ -433,7 +435,8 @@ class Trainer:
             "terms": {k: v / max(1, seen) for k, v in totals.items()},
             "lr": self.optimizer.param_groups[0]["lr"],
             **self.validate(val_inputs, val_targets),
-            "epoch_seconds": train_seconds,
+            "epoch_seconds": train_seconds, "epoch_cpu_seconds": train_cpu_seconds,
+            "steps": step - state["step"],
         }
         # best_score: the task's selection metric, higher is better (accuracy, or -MSE for regression)
         score = selection_score(record, self.task)
