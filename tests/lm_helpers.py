@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from distill.config.schema import ExperimentConfig
+
 SENTENCES = [
     "the film is good and the actors are great",
     "the film is bad and the plot is boring",
@@ -65,3 +67,22 @@ def write_pairs(path: Path, n: int = 12) -> Path:
         rows.append({"prompt": f"is this review positive or negative {sentence}", "response": f"{label} {sentence}"})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def lm_config(tmp_path, **over) -> ExperimentConfig:
+    teacher = tiny_llama_dir(tmp_path, "teacher", layers=2)
+    train = write_pairs(tmp_path / "train.jsonl", 16)
+    test = write_pairs(tmp_path / "test.jsonl", 4)
+    raw = {
+        "name": "lm", "task": "causal_lm",
+        "data": {"dataset": "lm_jsonl", "lm": {"train": str(train), "val": str(test), "test": str(test)}},
+        "teacher": {"model": {"name": "causal_lm", "path": str(teacher)}},
+        "student": {"model": {"name": "causal_lm", "init_from_teacher": {"layers": [1]}},
+                    "train": {"max_steps": 3, "batch_size": 4, "lr": 1e-3}},
+        "distill": {"method": "forward_kl"},
+        "evaluate": {"generations": 2, "max_new_tokens": 4, "latency": False},
+        "runtime": {"threads": 1},
+    }
+    for key, value in over.items():
+        raw[key] = value
+    return ExperimentConfig.model_validate(raw)

@@ -10,26 +10,7 @@ import torch
 from distill.config.schema import ExperimentConfig
 from distill.errors import CompatibilityError
 from distill.pipeline.experiment import run_experiment
-from tests.lm_helpers import tiny_llama_dir, write_pairs
-
-
-def lm_config(tmp_path, **over) -> ExperimentConfig:
-    teacher = tiny_llama_dir(tmp_path, "teacher", layers=2)
-    train = write_pairs(tmp_path / "train.jsonl", 16)
-    test = write_pairs(tmp_path / "test.jsonl", 4)
-    raw = {
-        "name": "lm", "task": "causal_lm",
-        "data": {"dataset": "lm_jsonl", "lm": {"train": str(train), "val": str(test), "test": str(test)}},
-        "teacher": {"model": {"name": "causal_lm", "path": str(teacher)}},
-        "student": {"model": {"name": "causal_lm", "init_from_teacher": {"layers": [1]}},
-                    "train": {"max_steps": 3, "batch_size": 4, "lr": 1e-3}},
-        "distill": {"method": "forward_kl"},
-        "evaluate": {"generations": 2, "max_new_tokens": 4, "latency": False},
-        "runtime": {"threads": 1},
-    }
-    for key, value in over.items():
-        raw[key] = value
-    return ExperimentConfig.model_validate(raw)
+from tests.lm_helpers import lm_config, tiny_llama_dir
 
 
 def test_causal_lm_defaults():

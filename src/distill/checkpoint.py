@@ -21,7 +21,6 @@ from torch import Tensor
 from distill.errors import CheckpointError
 from distill.io import atomic_write
 
-
 ALIASES = "_aliases"  # metadata key: {name: name of the identical tensor stored once}
 
 

@@ -123,7 +123,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate_checkpoint(args.checkpoint, data_root=args.data, split=args.split,
                                  batch_size=args.batch_size, latency=not args.no_latency,
-                                 config=args.config, dataset=args.dataset)
+                                 config=args.config, dataset=args.dataset, against_teacher=args.against_teacher)
     console = Console()
     console.print_json(data=result)
     return 0
@@ -247,10 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "evaluate", help="evaluate a checkpoint on its data",
         description="Evaluate a model checkpoint (<model>-best.safetensors from a run folder) and print its metrics "
-                    "as JSON: accuracy and the rest for classification, MAE, MSE and R^2 for regression. "
+                    "as JSON: accuracy and the rest for classification, MAE, MSE and R^2 for regression, "
+                    "perplexity, cross-entropy and next-token accuracy on the reference tokens for a causal LM "
+                    "(task: causal_lm; --against-teacher adds KL to the run's teacher and top-1 agreement). "
                     "The data: --config or --dataset when given; else, for a checkpoint inside a run folder "
                     "(RUN/checkpoints/), the run's own data and split rebuilt from RUN/config.yaml (text: the "
-                    "run's sentences and tokenizer); else the full Fashion-MNIST for a 1x28x28 image model.")
+                    "run's sentences and tokenizer; causal_lm: its data.lm files and the teacher's tokenizer); "
+                    "else the full Fashion-MNIST for a 1x28x28 image model.")
     ev.add_argument("checkpoint", help="a .safetensors checkpoint written by distill")
     source = ev.add_mutually_exclusive_group()
     source.add_argument("--config", metavar="YAML",
@@ -260,11 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fashion_mnist, sst2 or trec, with its default split; text is tokenised with the "
                              "checkpoint's recorded tokenizer (its teacher's model directory)")
     ev.add_argument("--data", metavar="DIR",
-                    help="the data's directory: Fashion-MNIST IDX files, or a text dataset's sentence files "
-                         "(replaces data.root / data.text.root; default: the config's, or the usual place)")
+                    help="the data's directory: Fashion-MNIST IDX files, a text dataset's sentence files, or the "
+                         "folder holding a causal_lm run's data.lm files under the same names (replaces data.root "
+                         "/ data.text.root; default: the config's, or the usual place)")
     ev.add_argument("--split", choices=["test", "val"], default="test", help="which split (default test)")
     ev.add_argument("--batch-size", type=_at_least(1), default=1000, help="evaluation batch size (default 1000)")
-    ev.add_argument("--no-latency", action="store_true", help="skip latency measurement")
+    ev.add_argument("--no-latency", action="store_true",
+                    help="skip latency measurement (classification, regression; a causal LM has none)")
+    ev.add_argument("--against-teacher", action="store_true",
+                    help="causal_lm: also build the run's teacher (teacher.model, pretrained; loading a 135M "
+                         "model takes about 30 s) and add kl_to_teacher and top1_agreement")
     ev.set_defaults(func=cmd_evaluate)
 
     me = sub.add_parser("methods", help="list distillation methods, or show one's options and paper",

@@ -60,7 +60,7 @@ def config_data(cfg: dict, data_root: str | None = None) -> DataBundle:
     Text datasets are tokenised as in the run: with ``data.text.tokenizer``, else the teacher's
     model directory (``teacher.model.path``; null = the default MiniLM). The transfer set is not
     rebuilt: callers only evaluate. ``data_root`` replaces ``data.root`` (images) or
-    ``data.text.root`` (text).
+    ``data.text.root`` (text), or the folder of the ``data.lm`` files (language models, same names).
     """
     # callers only evaluate: no augmentation, no unlabelled pool (text: no transfer set)
     section = {**(cfg.get("data") or {}), "augment": None, "unlabeled": None}
@@ -69,8 +69,12 @@ def config_data(cfg: dict, data_root: str | None = None) -> DataBundle:
         if data_root:
             section["text"]["root"] = data_root
         return load_data(_data_config(section), teacher_path=teacher_path(cfg))
-    if DATASETS.get(section.get("dataset", "fashion_mnist")).kind == "lm" if section.get("dataset") in DATASETS \
-            else False:  # language-model data: tokenised with the teacher's tokenizer, as in the run
+    if section.get("dataset") in DATASETS and DATASETS.get(section["dataset"]).kind == "lm":
+        # language-model data: tokenised with the teacher's tokenizer, as in the run
+        if data_root:  # the same file names in another folder (a run moved to another machine)
+            files = section.get("lm") or {}
+            section["lm"] = {**files, **{k: str(Path(data_root) / Path(files[k]).name)
+                                         for k in ("train", "val", "test") if files.get(k)}}
         return load_data(_data_config(section), teacher_path=teacher_path(cfg))
     if data_root:
         section["root"] = data_root

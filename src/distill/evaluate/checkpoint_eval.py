@@ -13,6 +13,15 @@ from distill.data.registry import dataset_spec, named_datasets
 from distill.data.run_data import config_data, enclosing_run, run_config
 from distill.errors import CheckpointError, ConfigError
 from distill.evaluate.cost import model_cost
+from distill.evaluate.lm_checkpoint import (
+    LM_DATA,
+    LM_MODEL,
+    LM_TASK,
+    check_lm_model,
+    check_vocabulary,
+    checked_task,
+    lm_checkpoint_metrics,
+)
 from distill.evaluate.metrics import classification_metrics
 from distill.evaluate.regression import regression_metrics
 from distill.models.predict import input_preparer, predict
@@ -127,7 +136,7 @@ def checkpoint_data_config(path: Path, spec: dict, config: str | Path | None = N
         return {}, "fashion_mnist (default)"
     raise ConfigError(f"cannot tell which data {path} ({spec['name']}, input shape {tuple(spec.get('input_shape', ()))})"
                       f" belongs to: it is not inside a run folder (RUN/checkpoints/ next to RUN/config.yaml); "
-                      f"pass {which_data()}")
+                      f"pass {LM_DATA if spec['name'] == LM_MODEL else which_data()}")
 
 
 def check_fits(path: Path, spec: dict, data, source: str) -> None:
@@ -145,25 +154,34 @@ def check_fits(path: Path, spec: dict, data, source: str) -> None:
 
 def evaluate_checkpoint(path: str | Path, data_root: str | None = None, split: str = "test",
                         batch_size: int = 1000, latency: bool = True, config: str | Path | None = None,
-                        dataset: str | None = None) -> dict:
+                        dataset: str | None = None, against_teacher: bool = False) -> dict:
     """Metrics of a distill checkpoint on its own data (see :func:`checkpoint_data_config`).
 
-    ``data_root`` replaces the data's directory (``data.root``, or ``data.text.root`` for text).
-    Classification gives accuracy, cross-entropy, ECE and the rest; regression (``task:
-    regression``) MAE, MSE (in the targets' units) and R^2.
+    ``data_root`` replaces the data's directory (``data.root``, ``data.text.root`` for text, the
+    folder of the ``data.lm`` files for language models). Classification gives accuracy,
+    cross-entropy, ECE and the rest; regression (``task: regression``) MAE, MSE (in the targets'
+    units) and R^2; a causal LM (``task: causal_lm``) perplexity, cross-entropy, next-token accuracy
+    on the reference tokens and, with ``against_teacher``, KL to the config's pretrained teacher and
+    top-1 agreement with it.
     """
     path = Path(path)
     tensors, spec = read_checkpoint(path)
     cfg, source = checkpoint_data_config(path, spec, config, dataset)
+    task = checked_task(path, spec, cfg, source, against_teacher)
     data = config_data(cfg, data_root)
-    check_fits(path, spec, data, source)
-    model = rebuild_model(tensors, spec, data.meta.get("model_context"), path)
     part = data.test if split == "test" else data.val
-    prepare = input_preparer(model, True)
-    logits = predict(model, part.inputs, batch_size, prepare)
-    task = cfg.get("task") or "classification"
     result = {"checkpoint": str(path), "model": shown_spec(spec), "dataset": data.name, "data_from": source, "task": task,
               "split": split, "samples": len(part)}
+    if task == LM_TASK:
+        if spec["name"] == LM_MODEL:  # before the model is built: that loads its source model (seconds)
+            check_vocabulary(path, spec, data, source)
+        model = rebuild_model(tensors, spec, data.meta.get("model_context"), path)
+        check_lm_model(path, spec, model, data, source)
+        return {**result, **lm_checkpoint_metrics(model, cfg, data, part, batch_size, against_teacher)}
+    check_fits(path, spec, data, source)
+    model = rebuild_model(tensors, spec, data.meta.get("model_context"), path)
+    prepare = input_preparer(model, True)
+    logits = predict(model, part.inputs, batch_size, prepare)
     if task == "regression":
         result.update(regression_metrics(logits, part.targets, data.meta.get("target_std", 1.0)))
     else:

@@ -345,3 +345,9 @@ def causal_lm(input_shape: tuple[int, ...] = (), num_classes: int = 0, path: str
 
 def is_causal_lm(model: nn.Module) -> bool:
     return bool(getattr(model, "is_causal_lm", False))
+
+
+def head_size(model: nn.Module) -> int:
+    """How many tokens a causal LM's head predicts (rows of its output embedding)."""
+    lm = model.lm if hasattr(model, "lm") else model
+    return int(lm.get_output_embeddings().weight.shape[0])

@@ -8,7 +8,7 @@ from torch import nn
 from distill.config.schema import ModelConfig
 from distill.data.bundle import DataBundle
 from distill.errors import CompatibilityError
-from distill.models.causal_lm import is_causal_lm
+from distill.models.causal_lm import head_size, is_causal_lm
 from distill.models.registry import build_model, model_options
 
 
@@ -49,8 +49,7 @@ def check_lm_pair(teacher: nn.Module, student: nn.Module, data: DataBundle) -> N
         if not is_causal_lm(model):
             raise CompatibilityError(f"task causal_lm needs a causal language model as the {role}, got "
                                      f"{type(model).__name__}; use model: {{name: causal_lm}}")
-    sizes = {role: m.lm.get_output_embeddings().weight.shape[0] for role, m in (("teacher", teacher),
-                                                                               ("student", student))}
+    sizes = {"teacher": head_size(teacher), "student": head_size(student)}
     if sizes["teacher"] != sizes["student"]:
         raise CompatibilityError(f"the teacher predicts {sizes['teacher']} tokens but the student {sizes['student']}; "
                                  f"token-level distillation needs one vocabulary (init_from_teacher, or a model of "
