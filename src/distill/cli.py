@@ -267,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "folder holding a causal_lm run's data.lm files under the same names (replaces data.root "
                          "/ data.text.root; default: the config's, or the usual place)")
     ev.add_argument("--split", choices=["test", "val"], default="test", help="which split (default test)")
-    ev.add_argument("--batch-size", type=_at_least(1), default=1000, help="evaluation batch size (default 1000)")
+    ev.add_argument("--batch-size", type=_at_least(1), default=1000,
+                    help="evaluation batch size (default 1000; a causal LM: at most 64 rows)")
     ev.add_argument("--no-latency", action="store_true",
                     help="skip latency measurement (classification, regression; a causal LM has none)")
     ev.add_argument("--against-teacher", action="store_true",
