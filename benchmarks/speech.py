@@ -24,15 +24,28 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--teacher-checkpoint", default=None)
     parser.add_argument("--runs", default=str(ROOT / "runs" / "bench-speech"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override the example's fields (a recipe chosen on validation, e.g. by "
+                             "distill search benchmarks/configs/speech_kd_search.yaml)")
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "speech.json"))
+    parser.add_argument("--no-export", action="store_true")
     args = parser.parse_args()
     base = yaml.safe_load((ROOT / "examples" / "speech.yaml").read_text())
+    for item in args.set:
+        key, value = item.split("=", 1)
+        *parents, last = key.split(".")
+        node = base
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = yaml.safe_load(value)
     runs, clock = Path(args.runs), Clock()
     teacher_ckpt = args.teacher_checkpoint
     results: list[dict] = []
-    out = ROOT / "benchmarks" / "results" / "speech.json"
+    out = Path(args.json)
     for i, seed in enumerate(args.seeds):
         cfg = dict(base)
-        cfg["export"] = {"enabled": i == 0, "quantize": "int8", "latency_repeats": 50, "threads": 1}
+        cfg["export"] = {"enabled": i == 0 and not args.no_export, "quantize": "int8", "latency_repeats": 50,
+                         "threads": 1}
         if teacher_ckpt:
             cfg["teacher"] = {**cfg["teacher"], "checkpoint": teacher_ckpt}
         summary = run_config(cfg, runs / f"seed{seed}", seed)
@@ -48,7 +61,8 @@ def main() -> None:
         if "export" in summary:
             row["export"] = summary["export"]
         results.append(row)
-        write_json(out, {"config": "examples/speech.yaml", "seeds": args.seeds, "teacher_checkpoint": teacher_ckpt,
+        write_json(out, {"config": "examples/speech.yaml", "sets": args.set, "seeds": args.seeds,
+                         "teacher_checkpoint": teacher_ckpt,
                          "runs": results, "minutes": clock.minutes()})
         print(f"seed {seed}: teacher {row['teacher_accuracy']:.4f} baseline {row['baseline_accuracy']:.4f} "
               f"student {row['student_accuracy']:.4f} ({clock.minutes():.1f} min)", flush=True)

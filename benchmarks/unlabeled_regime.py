@@ -130,6 +130,10 @@ def cmd_run(args) -> None:
         print(f"{key}: done already ({out})")
         return
     cfg = run_configuration(args.kind, args.labels, args.seed)
+    if args.method:  # another method of the methods benchmark, with its default options there
+        from methods_fashion_mnist import METHODS
+
+        cfg["distill"] = json.loads(json.dumps(METHODS[args.method]))
     apply_sets(cfg, args.set)
     run_dir = RESULTS / "runs" / f"unlabeled_regime-{key}"
     started = time.perf_counter()
@@ -139,6 +143,7 @@ def cmd_run(args) -> None:
     summary = run_config(cfg, run_dir, args.seed)
     entry = summary["models"]["student"]
     row = {"kind": args.kind, "labels": args.labels, "seed": args.seed, "tag": args.tag, "sets": args.set,
+           "method": args.method,
            "test_accuracy": entry["accuracy"], "val_accuracy": best_val(run_dir, "student"),
            "best_epoch": entry.get("best_epoch"), "params": entry["params"],
            "train_seconds": entry.get("train_seconds"), "seconds": time.perf_counter() - started, "config": cfg}
@@ -173,7 +178,9 @@ def cmd_table(_args) -> None:
             if not seeds:
                 continue
             sets = by["distilled"][seeds[0]].get("sets") or []
-            recipe = ", ".join(s.replace("distill.", "") for s in sets) or "demo settings (T 1, alpha 0.5, label weight 0.5)"
+            method = by["distilled"][seeds[0]].get("method")
+            recipe = ", ".join(s.replace("distill.", "") for s in sets) or (
+                f"{method} (its methods-benchmark options)" if method else "demo settings (T 1, alpha 0.5, label weight 0.5)")
             b = [by["baseline"][s]["test_accuracy"] * 100 for s in seeds]
             d = [by["distilled"][s]["test_accuracy"] * 100 for s in seeds]
             bv = [by["baseline"][s]["val_accuracy"] * 100 for s in seeds]
@@ -209,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("labels", type=int)
     run.add_argument("seed", type=int)
     run.add_argument("--set", action="append", default=[], help="KEY=VALUE override (a tuning candidate)")
-    run.add_argument("--tag", default="", help="name of a tuning candidate (kept out of the table)")
+    run.add_argument("--tag", default="", help="name of a recipe (a tuning candidate, or --method's label)")
+    run.add_argument("--method", default="", help="a label of benchmarks/methods_fashion_mnist.py METHODS "
+                                                  "(offline ones): its distill section replaces the KD recipe")
     run.add_argument("--again", action="store_true")
     run.set_defaults(func=cmd_run)
     sub.add_parser("table").set_defaults(func=cmd_table)
