@@ -22,7 +22,7 @@ the backward pass; distill does not by default), so both sides do the same arith
 
 Rows (``ROWS``): ce (baseline: cross-entropy on the references), fkl_cached / fkl_live (forward
 KL, teacher top-32 cache + one tail bucket / live), fkl_ce_cached (forward KL + the label
-cross-entropy, weight 1), jsd_cached (generalized JSD, beta 0.5), rkl_cached (reverse KL),
+cross-entropy, weight 1), jsd_cached / jsd_live (generalized JSD, beta 0.5), rkl_cached / rkl_live (reverse KL),
 on_policy (GKD: lmbda 1, the student's own 32-token samples scored by the live teacher, JSD beta
 0.5), trl_sft, trl_gkd (off-policy forward KL: lmbda 0, beta 0), trl_gkd_jsd (beta 0.5),
 trl_on_policy (lmbda 1, beta 0.5, 32 new tokens). ce and fkl_cached come from one run (the
@@ -85,7 +85,11 @@ ROWS = {
                       "distill": {"method": "forward_kl", "label_weight": 1.0}},
     "jsd_cached": {"label": "distill: generalized JSD (beta 0.5), cached",
                    "distill": {"method": "gkd", "options": {"beta": 0.5}}},
+    "jsd_live": {"label": "distill: generalized JSD (beta 0.5), live teacher",
+                 "distill": {"method": "gkd", "options": {"beta": 0.5}}, "cache": {"mode": "off"}},
     "rkl_cached": {"label": "distill: reverse KL, cached", "distill": {"method": "reverse_kl"}},
+    "rkl_live": {"label": "distill: reverse KL, live teacher", "distill": {"method": "reverse_kl"},
+                 "cache": {"mode": "off"}},
     "on_policy": {"label": f"distill: on-policy GKD (lmbda 1, {NEW_TOKENS} new tokens, JSD beta 0.5), live",
                   "distill": {"mode": "on_policy", "method": "gkd", "options": {"beta": 0.5},
                               "lm": {"lmbda": 1.0, "max_new_tokens": NEW_TOKENS, "temperature": 1.0}}},
@@ -107,7 +111,7 @@ def common_config(seed: int, steps: int, eval_every: int) -> dict:
         "student": {"model": {"name": "causal_lm", "init_from_teacher": {"layers": LAYERS}},
                     "train": {"max_steps": steps, "batch_size": BATCH, "optimizer": "adamw", "lr": LR,
                               "weight_decay": 0.0, "schedule": "constant", "warmup_epochs": 0.0, "grad_clip": 1.0}},
-        "baseline": False, "cache": {"top_k": TOP_K, "dir": str(CACHE_DIR)},
+        "baseline": False, "cache": {"mode": "on", "top_k": TOP_K, "dir": str(CACHE_DIR)},  # rows say "off"
         "evaluate": {"generations": 0}, "runtime": {"threads": 1},
     }
 
@@ -181,6 +185,8 @@ def distill_rows(rows: list[str], seed: int, args, heldout: Heldout) -> dict[str
         for key in ("distill", "cache"):
             cfg[key] = {**cfg.get(key, {}), **ROWS[row].get(key, {})}
         cfg["baseline"] = row == "fkl_cached"
+        if args.fresh_cache:  # the run's own cache folder: built (and timed) in this run
+            cfg["cache"]["dir"] = None
         curves = Curves(heldout)
         with tempfile.TemporaryDirectory(dir=RESULTS) as tmp:
             started = time.perf_counter()
@@ -316,7 +322,9 @@ def cmd_table(args) -> None:
                      f"{'' if ratio is None else f'{ratio:.2f}x'} |")
         table["rows"][row] = {"label": ROWS[row]["label"], "seeds": sorted(by), "median_step_cpu_s": med,
                               "vs_ce": ratio, "per_seed_step_cpu_s": {s: by[s]["median_step_cpu_s"] for s in by}}
-    cache = next((r.get("teacher_cache") for r in runs.get("fkl_cached", {}).values() if r.get("teacher_cache")), None)
+    built = [r["teacher_cache"] for r in found if r["row"] == "fkl_cached" and
+             (r.get("teacher_cache") or {}).get("seconds", 0) > 1]  # a run that built its cache (--fresh-cache)
+    cache = built[0] if built else None
     if cache:
         lines.append(f"| cache build (teacher forward + encode, {cache['tokens']:,} tokens, "
                      f"{cache['bytes_per_token']:.0f} bytes/token), once, wall s | | {cache['seconds']:.0f} total | |")
@@ -378,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--steps", type=int, default=30)
     run.add_argument("--eval-every", type=int, default=10)
     run.add_argument("--again", action="store_true")
+    run.add_argument("--fresh-cache", action="store_true", help="build the top-k cache in the run (timed) "
+                                                                 "instead of reusing the shared one")
     run.set_defaults(func=cmd_run)
     table = sub.add_parser("table")
     table.add_argument("--steps", type=int, default=30)

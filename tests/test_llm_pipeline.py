@@ -64,6 +64,27 @@ def test_cached_teacher_with_the_whole_vocabulary_trains_as_the_live_one(tmp_pat
     assert summaries["on"]["perplexity"] == pytest.approx(summaries["off"]["perplexity"], rel=1e-4)
 
 
+@pytest.mark.parametrize("distill, live", [({"method": "reverse_kl"}, True),
+                                           ({"method": "skew_reverse_kl"}, True),
+                                           ({"method": "gkd", "options": {"beta": 1.0}}, True),
+                                           ({"method": "gkd", "options": {"beta": 0.5}}, False),
+                                           ({"method": "forward_kl"}, False)])
+def test_cache_auto_uses_the_live_teacher_for_mode_seeking_divergences(tmp_path, capsys, distill, live):
+    from distill.methods import build_method
+
+    method = build_method(distill["method"], distill.get("options", {}))
+    assert method.top_k_cache_fits is not live
+    if distill["method"] not in ("reverse_kl", "forward_kl"):
+        return  # the run itself, once per behaviour
+    summary = run_experiment(lm_config(tmp_path, distill=distill, baseline=False), tmp_path / "auto", quiet=False)
+    assert (summary["teacher_cache"] is None) is live
+    assert ("teacher: live for reverse_kl" in capsys.readouterr().err) is live
+    if live:  # cache.mode: on still uses the cache
+        forced = run_experiment(lm_config(tmp_path, distill=distill, baseline=False, cache={"mode": "on"}),
+                                tmp_path / "on", quiet=True)
+        assert forced["teacher_cache"] is not None
+
+
 def test_method_not_for_causal_lm_is_one_line(tmp_path):
     cfg = lm_config(tmp_path, distill={"method": "kd"})
     with pytest.raises(CompatibilityError, match="method 'kd' is for classification but task is 'causal_lm'"):

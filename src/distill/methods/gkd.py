@@ -30,6 +30,10 @@ class GKD(TokenDivergence):
             raise ValueError(f"gkd beta must be in [0, 1], got {beta}")
         self.beta = beta
 
+    @property
+    def top_k_cache_fits(self) -> bool:  # beta = 1 is reverse KL, mode-seeking (token_distributions.py)
+        return self.beta < 1
+
     def divergence(self, log_q: Tensor, log_p: Tensor) -> Tensor:
         if self.beta == 0:
             return kl(log_p, log_q)

@@ -250,6 +250,13 @@ def lm_teacher_knowledge(exp: Experiment, live: LiveTeacher, role: str, train_cf
     temperature = method_temperature(method)
     if c.mode == "off" or (temperature is None and c.mode == "auto"):
         return live
+    misfits = [getattr(p, "name", type(p).__name__) for p in (list(getattr(method, "parts", [])) or [method])
+               if not getattr(p, "top_k_cache_fits", True)]
+    if misfits and c.mode == "auto":
+        exp.console.print(f"teacher: live for {', '.join(misfits)}: a top-k cache barely corrects the student's mass "
+                          f"outside the teacher's top k, which a mode-seeking divergence weighs (docs/llm.md, "
+                          f"'What top-k loses'); cache.mode: on uses the cache anyway", highlight=False)
+        return live
     if temperature is None:
         raise ConfigError("cache.mode=on: the combined methods use different temperatures, and the top-k cache holds "
                           "one; give them one temperature or use cache.mode=auto")
