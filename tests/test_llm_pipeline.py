@@ -67,9 +67,10 @@ def test_cached_teacher_with_the_whole_vocabulary_trains_as_the_live_one(tmp_pat
 @pytest.mark.parametrize("distill, live", [({"method": "reverse_kl"}, True),
                                            ({"method": "skew_reverse_kl"}, True),
                                            ({"method": "gkd", "options": {"beta": 1.0}}, True),
-                                           ({"method": "gkd", "options": {"beta": 0.5}}, False),
+                                           ({"method": "gkd", "options": {"beta": 0.5}}, True),
+                                           ({"method": "gkd", "options": {"beta": 0.0}}, False),
                                            ({"method": "forward_kl"}, False)])
-def test_cache_auto_uses_the_live_teacher_for_mode_seeking_divergences(tmp_path, capsys, distill, live):
+def test_cache_auto_uses_the_live_teacher_for_divergences_weighing_the_student(tmp_path, capsys, distill, live):
     from distill.methods import build_method
 
     method = build_method(distill["method"], distill.get("options", {}))

@@ -31,8 +31,8 @@ class GKD(TokenDivergence):
         self.beta = beta
 
     @property
-    def top_k_cache_fits(self) -> bool:  # beta = 1 is reverse KL, mode-seeking (token_distributions.py)
-        return self.beta < 1
+    def top_k_cache_fits(self) -> bool:  # beta > 0 weighs the student's own mass (token_distributions.py)
+        return self.beta == 0
 
     def divergence(self, log_q: Tensor, log_p: Tensor) -> Tensor:
         if self.beta == 0:

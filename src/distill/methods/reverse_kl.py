@@ -17,7 +17,7 @@ class ReverseKL(TokenDivergence):
     summary = "causal LM: reverse KL(student || teacher) per token (mode-seeking, TRL GKD beta=1)"
     paper = "Gu, Dong, Wei, Huang 2024, MiniLLM: Knowledge Distillation of Large Language Models, arXiv:2306.08543"
     term = "reverse_kl"
-    top_k_cache_fits = False  # mode-seeking: cache.mode auto uses the live teacher
+    top_k_cache_fits = False  # weighs the student's own mass: cache.mode auto uses the live teacher
 
     def divergence(self, log_q: Tensor, log_p: Tensor) -> Tensor:
         return kl(log_q, log_p)

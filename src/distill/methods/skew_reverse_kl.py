@@ -16,7 +16,7 @@ class SkewReverseKL(SkewedDivergence):
     summary = "causal LM: skew reverse KL(q || a q + (1-a) p) with alpha (DistiLLM)"
     paper = "Ko, Kim, Chen, Yun 2024, DistiLLM: Towards Streamlined Distillation for Large Language Models, arXiv:2402.03898"
     term = "skew_reverse_kl"
-    top_k_cache_fits = False  # mode-seeking: cache.mode auto uses the live teacher
+    top_k_cache_fits = False  # weighs the student's own mass: cache.mode auto uses the live teacher
 
     def divergence(self, log_q: Tensor, log_p: Tensor) -> Tensor:
         return kl(log_q, log_mixture(log_q, log_p, self.alpha))

@@ -113,10 +113,11 @@ class TokenDivergence(Method):
     tasks: ClassVar[tuple[str, ...]] = (CAUSAL_LM,)
     label_weight = 0.0
     term = "divergence"
-    # Whether a top-k teacher cache (k tokens + one tail bucket) serves this divergence well. A mode-seeking
-    # divergence weighs the student's own mass, and the student's mass outside the teacher's top k is one
-    # bucket there, so it is barely corrected (benchmarks/llm_topk.py: reverse-KL gradient cosine 0.22 at
-    # k = 32): with cache.mode auto such methods train from the live teacher.
+    # Whether a top-k teacher cache (k tokens + one tail bucket) serves this divergence well. A divergence
+    # that weighs the student's own distribution (reverse KL, JSD's student side) sees the student's mass
+    # outside the teacher's top k as one bucket, so that mass is barely corrected (benchmarks/llm_topk.py:
+    # reverse-KL gradient cosine 0.22 at k = 32; benchmarks/llm.py: JSD from the cache ends 18% further
+    # from the teacher than from the live one): with cache.mode auto such methods use the live teacher.
     top_k_cache_fits: ClassVar[bool] = True
 
     def __init__(self, temperature: Annotated[float, Field(gt=0)] = 1.0):

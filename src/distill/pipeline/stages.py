@@ -254,7 +254,7 @@ def lm_teacher_knowledge(exp: Experiment, live: LiveTeacher, role: str, train_cf
                if not getattr(p, "top_k_cache_fits", True)]
     if misfits and c.mode == "auto":
         exp.console.print(f"teacher: live for {', '.join(misfits)}: a top-k cache barely corrects the student's mass "
-                          f"outside the teacher's top k, which a mode-seeking divergence weighs (docs/llm.md, "
+                          f"outside the teacher's top k, which this divergence weighs (docs/llm.md, "
                           f"'What top-k loses'); cache.mode: on uses the cache anyway", highlight=False)
         return live
     if temperature is None:
