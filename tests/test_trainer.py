@@ -66,6 +66,19 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
     assert [r["train_loss"] for r in resumed_result.history] == [r["train_loss"] for r in full_result.history]
 
 
+def test_each_epoch_records_its_steps_and_process_cpu_time():
+    data = blobs()
+    cfg = TrainConfig(epochs=3, batch_size=32, max_steps=10)
+    batches = InMemoryBatches(data.train.inputs, data.train.targets, cfg.batch_size, seed=0)
+    per_epoch = len(batches)
+    assert per_epoch < 10 < 3 * per_epoch  # the cap falls inside the last epoch
+    trainer = Trainer("student", make_student(), cfg, build_method("supervised"))
+    history = trainer.fit(batches, data.val.inputs, data.val.targets).history
+    assert [r["steps"] for r in history][: 10 // per_epoch] == [per_epoch] * (10 // per_epoch)
+    assert sum(r["steps"] for r in history) == 10  # max_steps, counted across epochs
+    assert all(r["epoch_cpu_seconds"] > 0 for r in history)
+
+
 def test_same_seed_same_result_and_seed_matters(tmp_path):
     data = blobs()
     runs = []

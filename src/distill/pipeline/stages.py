@@ -38,7 +38,7 @@ from distill.knowledge.token_cache import (
 from distill.methods.base import Method
 from distill.methods.combined import method_from_config
 from distill.methods.regression import supervised_for
-from distill.models.causal_lm import load_lm_tokenizer
+from distill.models.causal_lm import head_size, load_lm_tokenizer
 from distill.models.predict import input_preparer
 from distill.pipeline.building import build_from_spec, model_meta
 from distill.train.trainer import Trainer, probe_method
@@ -232,10 +232,14 @@ def teacher_knowledge(exp: Experiment, live: LiveTeacher, modules: tuple[str, ..
 LM_TOP_K = 32  # causal_lm's default k when cache.top_k is null: 196 bytes per token with float16
 
 
+def method_parts(method: Method) -> list[Method]:
+    """The methods of a combination, or the method alone."""
+    return list(getattr(method, "parts", [])) or [method]
+
+
 def method_temperature(method: Method) -> float | None:
     """The one temperature of a token method (or of all parts of a combination); None when they differ."""
-    parts = list(getattr(method, "parts", [])) or [method]
-    temperatures = {float(getattr(p, "temperature", 1.0)) for p in parts}
+    temperatures = {float(getattr(p, "temperature", 1.0)) for p in method_parts(method)}
     return temperatures.pop() if len(temperatures) == 1 else None
 
 
@@ -250,7 +254,7 @@ def lm_teacher_knowledge(exp: Experiment, live: LiveTeacher, role: str, train_cf
     temperature = method_temperature(method)
     if c.mode == "off" or (temperature is None and c.mode == "auto"):
         return live
-    misfits = [getattr(p, "name", type(p).__name__) for p in (list(getattr(method, "parts", [])) or [method])
+    misfits = [getattr(p, "name", type(p).__name__) for p in method_parts(method)
                if not getattr(p, "top_k_cache_fits", True)]
     if misfits and c.mode == "auto":
         exp.console.print(f"teacher: live for {', '.join(misfits)}: a top-k cache barely corrects the student's mass "
@@ -262,7 +266,7 @@ def lm_teacher_knowledge(exp: Experiment, live: LiveTeacher, role: str, train_cf
                           "one; give them one temperature or use cache.mode=auto")
     if inputs is None:
         inputs, targets = training_set(exp)
-    vocab = live.model.lm.get_output_embeddings().weight.shape[0]
+    vocab = head_size(live.model)
     options = TokenCacheOptions(k=min(c.top_k or LM_TOP_K, vocab), temperature=temperature, dtype=c.dtype,
                                 memory_mb=c.memory_mb)
     directory = Path(c.dir) if c.dir else exp.run_dir / "cache"
