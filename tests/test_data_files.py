@@ -335,6 +335,27 @@ def test_hf_dataset_of_text_is_tokenised_like_the_text_sets(tmp_path):
     assert data.meta["model_context"]["pad_id"] == tokenizer.pad_token_id
 
 
+def test_a_hf_dataset_of_text_is_known_as_text_so_export_and_evaluate_tokenise_it(tmp_path):
+    """`distill export/evaluate CHECKPOINT` rebuild a text run's tokenised data; the dataset name alone
+    (hf_dataset) does not say text, the input column does."""
+    datasets = pytest.importorskip("datasets")
+    from distill.data.run_data import is_text_config, is_text_section, text_context
+
+    datasets.Dataset.from_dict({"text": ["a film", "a play"] * 5, "label": [0, 1] * 5}).save_to_disk(
+        str(tmp_path / "t"))
+    datasets.Dataset.from_dict({"pixels": [[[0, 1], [2, 3]]] * 10, "label": [0, 1] * 5}).save_to_disk(
+        str(tmp_path / "i"))
+    text = {"dataset": "hf_dataset", "hf": {"path": str(tmp_path / "t"), "input_column": "text"}}
+    images = {"dataset": "hf_dataset", "hf": {"path": str(tmp_path / "i"), "input_column": "pixels"}}
+    assert is_text_section(text) and not is_text_section(images)
+    assert is_text_section({**images, "hf": {**images["hf"], "modality": "text"}})  # said, not guessed
+    assert is_text_section({"dataset": "sst2"}) and not is_text_section({"dataset": "fashion_mnist"})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": text, "teacher": {"model": {"path": "/models/t"}}}))
+    assert is_text_config(run) and text_context(run) == {"teacher_path": "/models/t"}
+
+
 def test_hf_dataset_bad_inputs(tmp_path, capsys):
     datasets = pytest.importorskip("datasets")
     datasets.Dataset.from_dict({"x": [[0.0] * 4] * 6, "label": [0, 1] * 3}).save_to_disk(str(tmp_path / "hf"))

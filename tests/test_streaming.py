@@ -265,3 +265,80 @@ def test_int8_calibration_decodes_only_the_drawn_files(pngs):
     assert len(streamed) == len(held) == 2
     for a, b in zip(streamed, held, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_streamed_audio_folder_gives_the_in_memory_log_mels(tmp_path, capsys):
+    """audio_folder with data.stream: every split and the pool stay clip files, decoded per batch into the
+    very log-mels (and per-channel standardisation) the in-memory path computes; a clip that turns
+    unreadable after the start is one line naming it."""
+    import soundfile
+
+    from distill.config.schema import DataConfig
+    from distill.data.bundle import load_data
+
+    rng = np.random.default_rng(0)
+    rates = {"a": 8000, "b": 8000, "c": 16000}  # one class at another rate: resampled in both paths
+
+    def clips(root, classes, per_class):
+        for name in classes:
+            (root / name).mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                n = int(rates.get(name, 8000) * rng.uniform(0.3, 0.6))  # lengths differ: cut or padded
+                soundfile.write(root / name / f"{i}.wav", (rng.normal(size=n) * 0.2).astype("float32"),
+                                rates.get(name, 8000), subtype="FLOAT")
+        return root
+
+    train = clips(tmp_path / "train", "abc", 6)
+    pool = clips(tmp_path / "pool", ["p"], 4)
+    audio = {"train": str(train), "val_fraction": 0.2, "test_fraction": 0.2, "sample_rate": 8000}
+    for seconds in (None, 0.4):  # the run's length from the files' headers, or given
+        options = {**audio, "seconds": seconds}
+        streamed = load_data(DataConfig(dataset="audio_folder", stream=True, audio=options, unlabeled=str(pool)))
+        held = load_data(DataConfig(dataset="audio_folder", audio=options, unlabeled=str(pool)))
+        s, h = streamed.meta["speech"], held.meta["speech"]
+        assert s["samples"] == h["samples"] and s["sample_rate"] == h["sample_rate"] == 8000
+        assert s["mean"] == pytest.approx(h["mean"], abs=1e-4) and s["std"] == pytest.approx(h["std"], rel=1e-4)
+        pairs = [(streamed.train, held.train), (streamed.val, held.val), (streamed.test, held.test),
+                 (streamed.meta["transfer"], held.meta["transfer"])]
+        for a, b in pairs:
+            assert isinstance(a.inputs, LazyInputs) and a.inputs.shape == b.inputs.shape
+            torch.testing.assert_close(a.inputs[torch.arange(len(a))], b.inputs, atol=1e-3, rtol=1e-4)
+            assert torch.equal(a.targets, b.targets)
+    broken = streamed.train.inputs.paths[1]
+    with open(broken, "wb") as f:
+        f.write(b"RIFF nonsense")
+    with pytest.raises(DataError) as info:
+        streamed.train.inputs[torch.arange(3)]
+    assert broken in str(info.value) and "not a readable audio file" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_streamed_audio_folder_run_trains_from_the_yaml_alone(tmp_path):
+    """A whole `distill run` over clip folders with data.stream: loader workers decode the clips (the decode
+    must pickle), the teacher cache is built from disk, and the students train and are evaluated."""
+    import json
+
+    import soundfile
+    import yaml
+
+    from distill.cli import main
+
+    rng = np.random.default_rng(1)
+    t = np.arange(4000) / 8000
+    for c, name in enumerate(("hum", "hiss", "chirp")):
+        (tmp_path / "clips" / name).mkdir(parents=True)
+        for i in range(12):
+            clip = [np.sin(2 * np.pi * 440 * t), rng.normal(size=len(t)) * 0.3, np.sin(2 * np.pi * 1500 * t * t)][c]
+            soundfile.write(tmp_path / "clips" / name / f"{i}.wav", (clip * 0.5).astype("float32"), 8000)
+    config = {"name": "clips", "seed": 0,
+              "data": {"dataset": "audio_folder", "stream": True, "workers": 2,
+                       "audio": {"train": str(tmp_path / "clips"), "val_fraction": 0.2, "test_fraction": 0.2}},
+              "teacher": {"model": {"name": "mlp", "hidden": [16]}, "train": {"epochs": 2, "batch_size": 8}},
+              "student": {"model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 2, "batch_size": 8}},
+              "cache": {"views": 2}, "evaluate": {"latency": False}, "runtime": {"threads": 1}}
+    path = tmp_path / "clips.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", str(path), "--quiet", "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert {"teacher", "student", "baseline"} <= set(summary["models"])
+    assert json.loads((tmp_path / "out" / "cache" / "meta.json").read_text())["samples"] == 22

@@ -59,32 +59,44 @@ def fixed_length(clips: list[np.ndarray], length: int) -> torch.Tensor:
     return out
 
 
+def mel_spec(cfg: DataConfig, rate: int, length: int, name: str) -> MelSpec:
+    """The log-mel front end of data.speech at ``rate``; clips of ``length`` samples must fill one FFT."""
+    s = cfg.speech
+    if length < s.n_fft // 2 + 1:
+        raise DataError(f"{name}: clips of {length} samples are too short for data.speech.n_fft={s.n_fft}; "
+                        f"set data.audio.seconds or a smaller n_fft")
+    return MelSpec(sample_rate=rate, n_fft=s.n_fft, hop=s.hop, n_mels=s.n_mels)
+
+
+def speech_bundle(name: str, splits: dict[str, Split], class_names: list[str], cfg: DataConfig, spec: MelSpec,
+                  length: int, mean: torch.Tensor, std: torch.Tensor) -> DataBundle:
+    """The bundle of standardised log-mel splits (in memory or on disk): SpecAugment and ``meta["speech"]``."""
+    s = cfg.speech
+    augment = None
+    if s.spec_augment is not None:
+        a = s.spec_augment
+        augment = SpecAugment(a.time_masks, a.time_width, a.freq_masks, a.freq_width, frames=frames(length, spec),
+                              mels=s.n_mels)
+    meta = {"speech": {"sample_rate": spec.sample_rate, "n_fft": spec.n_fft, "hop": spec.hop, "n_mels": spec.n_mels,
+                       "samples": length, "mean": mean.flatten().tolist(), "std": std.flatten().tolist(),
+                       "synthetic": False}}
+    return DataBundle(name, splits["train"].head(cfg.train_subset), splits["val"],
+                      splits["test"].head(cfg.test_subset), len(class_names), class_names, augment, meta=meta)
+
+
 def waveform_bundle(name: str, clips: dict[str, list[np.ndarray]], labels: dict[str, list[int]],
                     class_names: list[str], rate: int, cfg: DataConfig,
                     pool: list[np.ndarray] | None = None) -> DataBundle:
     """Clips at one rate per split -> standardised log-mels, SpecAugment and the bundle (plus a pool)."""
     seconds = cfg.audio.seconds
     length = round(seconds * rate) if seconds else max(len(c) for c in clips["train"])
-    s = cfg.speech
-    spec = MelSpec(sample_rate=rate, n_fft=s.n_fft, hop=s.hop, n_mels=s.n_mels)
-    if length < s.n_fft // 2 + 1:
-        raise DataError(f"{name}: clips of {length} samples are too short for data.speech.n_fft={s.n_fft}; "
-                        f"set data.audio.seconds or a smaller n_fft")
+    spec = mel_spec(cfg, rate, length, name)
     mels = {split: log_mel_chunked(fixed_length(c, length), spec) for split, c in clips.items()}
     mean = mels["train"].mean(dim=(0, 1, 3), keepdim=True)[0]  # per mel channel: (1, mels, 1)
     std = mels["train"].std(dim=(0, 1, 3), keepdim=True)[0].clamp_min(1e-5)
     splits = {split: Split((x - mean) / std, torch.tensor(labels[split], dtype=torch.long))
               for split, x in mels.items()}
-    augment = None
-    if s.spec_augment is not None:
-        a = s.spec_augment
-        augment = SpecAugment(a.time_masks, a.time_width, a.freq_masks, a.freq_width, frames=frames(length, spec),
-                              mels=s.n_mels)
-    meta = {"speech": {"sample_rate": rate, "n_fft": spec.n_fft, "hop": spec.hop, "n_mels": spec.n_mels,
-                       "samples": length, "mean": mean.flatten().tolist(), "std": std.flatten().tolist(),
-                       "synthetic": False}}
-    bundle = DataBundle(name, splits["train"].head(cfg.train_subset), splits["val"],
-                        splits["test"].head(cfg.test_subset), len(class_names), class_names, augment, meta=meta)
+    bundle = speech_bundle(name, splits, class_names, cfg, spec, length, mean, std)
     if pool:
         add_unlabeled(bundle, (log_mel_chunked(fixed_length(pool, length), spec) - mean) / std)
     return bundle
@@ -99,6 +111,16 @@ def read_clips(files: list[Path], rate: int | None) -> tuple[list[np.ndarray], i
     return clips, rate
 
 
+def unlabeled_clips(source: str) -> list[Path]:
+    """The audio files of ``data.unlabeled`` (one file, or every clip under a folder)."""
+    folder = Path(source)
+    files = [folder] if folder.is_file() else sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if folder.is_dir() else []
+    if not files:
+        raise DataError(f"data.unlabeled: {folder} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+    return files
+
+
 def load_audio_folder(cfg: DataConfig, teacher_path: str | None = None) -> DataBundle:
     """Your folders of clips, root/<class>/<clip>.wav, as log-mels (data.audio, data.speech; docs/data.md)."""
     o = cfg.audio
@@ -106,16 +128,14 @@ def load_audio_folder(cfg: DataConfig, teacher_path: str | None = None) -> DataB
         raise DataError("data.dataset audio_folder needs data.audio.train: a folder root/<class>/<clip>.wav")
     list_fn = lambda root, split: class_folders(root, f"data.audio.{split}", AUDIO_EXTENSIONS)  # noqa: E731
     parts, classes = labelled_file_splits(o, list_fn, cfg.split_seed, "clips")
+    pool_files = unlabeled_clips(cfg.unlabeled) if cfg.unlabeled not in (None, REST) else None
+    if cfg.stream:  # data bigger than memory: clips read and turned into log-mels per batch (data/audio_stream.py)
+        from distill.data.audio_stream import streamed_audio_bundle
+
+        return streamed_audio_bundle(cfg, parts, classes, pool_files)
     rate = o.sample_rate
     clips = {}
     for split in ("train", "val", "test"):
         clips[split], rate = read_clips(parts[split][0], rate)
-    pool = None
-    if cfg.unlabeled not in (None, REST):
-        folder = Path(cfg.unlabeled)
-        files = [folder] if folder.is_file() else sorted(
-            p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if folder.is_dir() else []
-        if not files:
-            raise DataError(f"data.unlabeled: {folder} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
-        pool, _ = read_clips(files, rate)
+    pool = read_clips(pool_files, rate)[0] if pool_files else None
     return waveform_bundle("audio_folder", clips, {s: parts[s][1] for s in clips}, classes, rate, cfg, pool)

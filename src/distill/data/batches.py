@@ -54,6 +54,14 @@ def select_view(params: AugmentParams, index: Tensor) -> AugmentParams:
     return AugmentParams(params.dx[index], params.dy[index], params.flip[index], mix)
 
 
+def stored_view(params, index: Tensor, view: int):
+    """The draws of the samples at ``index`` in stored view ``view``, for either kind of draws: image views
+    (crop, flip, mix; partners stay dataset positions) or draws that select themselves (SpecAugment's)."""
+    if hasattr(params, "stored"):  # data/spec_augment.py
+        return params.stored(index, view)
+    return select_view(params, index)
+
+
 def augmented(augment: BatchAugment, inputs: Tensor, index: Tensor, params: AugmentParams) -> Tensor:
     """The view ``params`` of ``inputs[index]``, its mixing partners gathered from ``inputs``."""
     mix = getattr(params, "mix", None)  # only image views mix (data/spec_augment.py has no partners)

@@ -215,7 +215,13 @@ def _hf_dataset_loader(cfg: DataConfig, teacher_path: str | None = None) -> Data
     return load_hf_dataset(cfg, teacher_path)
 
 
-register_dataset("hf_dataset", kind="image", reads_unlabeled=True,
+def _hf_dataset_kind(cfg: DataConfig) -> str:
+    from distill.data.hf_dataset import input_kind
+
+    return input_kind(cfg)
+
+
+register_dataset("hf_dataset", kind="image", reads_unlabeled=True, kind_of=_hf_dataset_kind,
                  summary="a local Hugging Face dataset: images, text or audio (data.hf; docs/data.md)")(
     _hf_dataset_loader)
 register_dataset("image_folder", kind="image", reads_unlabeled=True,

@@ -99,6 +99,24 @@ def modality(value, o: HFDatasetConfig) -> str:
     return "image"
 
 
+def input_kind(cfg: DataConfig) -> str:
+    """"image", "text" or "audio": data.hf.modality, or what the training split's first input holds."""
+    o = cfg.hf
+    if o.modality != "auto":
+        return o.modality
+    if not o.path:
+        return "image"
+    ds = open_dataset(o.path)
+    if hasattr(ds, "keys"):
+        if o.train_split not in ds:
+            raise DataError(f"{o.path}: no split '{o.train_split}' (splits: {', '.join(ds)}); set data.hf.train_split")
+        ds = ds[o.train_split]
+    check_columns(ds, [o.input_column], f"{o.path} ({o.train_split} split)")
+    if len(ds) == 0:
+        raise DataError(f"{o.path}: the {o.train_split} split is empty")
+    return modality(ds[0][o.input_column], o)
+
+
 def class_labels(parts: dict, o: HFDatasetConfig) -> tuple[dict[str, list[int]], list[str]]:
     from distill.data.table import class_index
 

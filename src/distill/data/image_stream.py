@@ -17,22 +17,14 @@ import torch
 from torch import Tensor
 
 from distill.data.image_files import ImageOptions, decode_image, normalise
-from distill.data.lazy import LazyInputs
+from distill.data.lazy import LazyInputs, running_channel_stats
 from distill.errors import DataError
 
 
 def streamed_channel_stats(files: Sequence[Path], options: ImageOptions) -> tuple[list[float], list[float]]:
     """Per-channel mean and (unbiased) standard deviation on the 0-1 scale, one file in memory at a time."""
-    total = squares = None
-    count = 0
-    for path in files:
-        x = decode_image(path, options).double().flatten(1) / 255.0
-        total = x.sum(1) if total is None else total + x.sum(1)
-        squares = (x * x).sum(1) if squares is None else squares + (x * x).sum(1)
-        count += x.shape[1]
-    mean = total / count
-    std = ((squares - count * mean * mean) / max(1, count - 1)).clamp_min(0).sqrt().clamp_min(1e-6)
-    return mean.tolist(), std.tolist()
+    mean, std = running_channel_stats(decode_image(path, options).double().flatten(1) / 255.0 for path in files)
+    return mean.tolist(), std.clamp_min(1e-6).tolist()
 
 
 def lazy_images(files: Sequence[Path], options: ImageOptions, mean: Sequence[float],

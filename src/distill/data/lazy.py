@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -133,6 +133,22 @@ class LazyInputs:
 
     def __repr__(self) -> str:
         return f"LazyInputs({len(self)} files, sample shape {self.sample_shape}, {self.describe})"
+
+
+def running_channel_stats(samples: Iterable[Tensor]) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and (unbiased) standard deviation, in float64, of (channels, values) tensors
+    given one at a time: a streamed split's statistics with one decoded file in memory."""
+    total = squares = None
+    count = 0
+    for x in samples:
+        x = x.double()
+        total = x.sum(1) if total is None else total + x.sum(1)
+        squares = (x * x).sum(1) if squares is None else squares + (x * x).sum(1)
+        count += x.shape[1]
+    if total is None:
+        raise DataError("no training files to compute the input statistics from")
+    mean = total / count
+    return mean, ((squares - count * mean * mean) / max(1, count - 1)).clamp_min(0).sqrt()
 
 
 def is_lazy(inputs) -> bool:

@@ -43,9 +43,14 @@ class DatasetSpec:
     reads_unlabeled: bool = False
     # The task when it depends on the dataset's options (a table: data.table.task), else `task` is it.
     task_of: Callable[[DataConfig], str] | None = None
+    # The kind when it depends on the data (a Hugging Face dataset holds images, text or audio), else `kind`.
+    kind_of: Callable[[DataConfig], str] | None = None
 
     def task_for(self, cfg: DataConfig) -> str:
         return self.task_of(cfg) if self.task_of is not None else self.task
+
+    def kind_for(self, cfg: DataConfig) -> str:
+        return self.kind_of(cfg) if self.kind_of is not None else self.kind
 
     @property
     def is_text(self) -> bool:
@@ -56,17 +61,20 @@ DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
 def register_dataset(name: str, kind: str, *, task: str | None = None, named: bool = False, summary: str = "",
-                     reads_unlabeled: bool = False, task_of: Callable[[DataConfig], str] | None = None):
+                     reads_unlabeled: bool = False, task_of: Callable[[DataConfig], str] | None = None,
+                     kind_of: Callable[[DataConfig], str] | None = None):
     """Decorator for a loader ``(cfg: DataConfig, teacher_path: str | None) -> DataBundle``.
 
     ``reads_unlabeled``: the loader reads ``data.unlabeled`` when it is a path (``distill.data.unlabeled``);
-    ``task_of``: the task from the data options, for a dataset that can be either."""
+    ``task_of``: the task from the data options, for a dataset that can be either; ``kind_of``: the kind
+    from the data options (or the data), for a dataset whose inputs can be of several kinds."""
     if kind not in KINDS:
         raise ConfigError(f"dataset '{name}': kind must be one of {', '.join(KINDS)}, not '{kind}'")
 
     def decorator(loader: Loader) -> Loader:
         spec = DatasetSpec(name, kind, loader, task or ("regression" if kind == "regression" else "classification"),
-                           named, summary or (loader.__doc__ or "").strip().split("\n")[0], reads_unlabeled, task_of)
+                           named, summary or (loader.__doc__ or "").strip().split("\n")[0], reads_unlabeled, task_of,
+                           kind_of)
         if DATASETS._items.get(name) != spec:  # re-importing the same module registers the same spec again
             DATASETS.register(name)(spec)
         return loader
@@ -80,7 +88,14 @@ def dataset_spec(name: str) -> DatasetSpec:
 
 
 def is_text_dataset(name: str | None) -> bool:
+    """True for a dataset that is always text (by its name); :func:`is_text_data` also asks the data."""
     return name in DATASETS and DATASETS.get(name).is_text
+
+
+def is_text_data(cfg: DataConfig) -> bool:
+    """True when the configured data is text (tokenised with the teacher's tokenizer), e.g. a Hugging
+    Face dataset whose input column holds strings."""
+    return cfg.dataset in DATASETS and DATASETS.get(cfg.dataset).kind_for(cfg) == "text"
 
 
 def named_datasets() -> list[str]:

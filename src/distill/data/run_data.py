@@ -10,7 +10,7 @@ from pathlib import Path
 
 from distill.config.schema import DataConfig, tokenizer_home
 from distill.data.bundle import DataBundle, load_data
-from distill.data.registry import DATASETS, is_text_dataset
+from distill.data.registry import DATASETS, is_text_data
 from distill.errors import ConfigError
 
 # The built-in text datasets, for code written before the registry; use is_text_dataset(name).
@@ -37,7 +37,15 @@ def run_config(run_dir: Path | None) -> dict:
 
 
 def is_text_config(run_dir: Path | None) -> bool:
-    return is_text_dataset((run_config(run_dir).get("data") or {}).get("dataset", "fashion_mnist"))
+    """True when the run's data is text (a text set, or a Hugging Face dataset of strings)."""
+    return is_text_section(run_config(run_dir).get("data") or {})
+
+
+def is_text_section(section: dict) -> bool:
+    """True when a config's data section (a dict) describes text data."""
+    if section.get("dataset", "fashion_mnist") not in DATASETS:
+        return False
+    return is_text_data(_data_config({**section, "augment": None, "unlabeled": None}))
 
 
 def teacher_path(cfg: dict) -> str | None:
@@ -64,7 +72,7 @@ def config_data(cfg: dict, data_root: str | None = None) -> DataBundle:
     """
     # callers only evaluate: no augmentation, no unlabelled pool (text: no transfer set)
     section = {**(cfg.get("data") or {}), "augment": None, "unlabeled": None}
-    if is_text_dataset(section.get("dataset", "fashion_mnist")):
+    if is_text_section(section):
         section["text"] = {**(section.get("text") or {}), "transfer_set": None}
         if data_root:
             section["text"]["root"] = data_root

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from distill import distributed as dist
 from distill.data.augment import BatchAugment
-from distill.data.batches import StoredView, augmented, select_view, view_params
+from distill.data.batches import StoredView, augmented, stored_view, view_params
 from distill.data.lazy import is_lazy
 from distill.data.stream import load_planned
 from distill.data.text import is_token_ids, length_order
@@ -241,7 +241,7 @@ def view_chunks(inputs, augment: BatchAugment | None, seed: int, view: int, rows
     params = view_params(augment, len(inputs), seed, view, image_size) if augment is not None else None
     chunks = [rows[start : start + options.chunk] for start in range(0, len(rows), options.chunk)]
     if is_lazy(inputs):
-        plan = [(index, None if params is None else select_view(params, index)) for index in chunks]
+        plan = [(index, None if params is None else stored_view(params, index, view)) for index in chunks]
         for index, x in zip(chunks, load_planned(inputs, augment, plan, options.workers), strict=True):
             yield index, x.to(inputs.device)
             del x
@@ -250,8 +250,7 @@ def view_chunks(inputs, augment: BatchAugment | None, seed: int, view: int, rows
         index_dev = index.to(inputs.device)
         x = inputs[index_dev]
         if params is not None:
-            x = (augment.apply(x, params.stored(index, view)) if hasattr(params, "stored")
-                 else augmented(augment, inputs, index_dev, select_view(params, index)))
+            x = augmented(augment, inputs, index_dev, stored_view(params, index, view))
         yield index, x
 
 
