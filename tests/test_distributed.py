@@ -109,3 +109,38 @@ def test_interrupted_multi_process_run_names_its_resume_command(tmp_path, monkey
     assert seen["relaunched"] == "1" and "DISTILL_RELAUNCHED" not in os.environ  # the ranks stay quiet
     assert "interrupted; resume with:" in err and "Traceback" not in err
     assert f"distill run {config} --set=seed=3 --nproc 2 --out {out} --resume" in err
+
+
+def png_classes(root: Path, n: int, seed: int) -> Path:
+    """``n`` 28x28 grayscale PNGs in 4 class folders; each class has its own brightness, so it is learnable."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        c = i % 4
+        (root / f"c{c}").mkdir(parents=True, exist_ok=True)
+        pixels = np.clip(rng.normal(40 + 50 * c, 40, (28, 28)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(root / f"c{c}" / f"{i}.png")
+    return root
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_stream_the_same_batches_as_one(tmp_path):
+    """data.stream under torchrun: each rank's loader decodes its share of the files, the cache is built
+    in shards from disk, and the run follows the one-process trajectory."""
+    config = write_config(tmp_path)
+    cfg = yaml.safe_load(config.read_text())
+    torch.manual_seed(0)
+    save_tensors(tmp_path / "teacher.safetensors", build_model("mlp", (1, 28, 28), 4, hidden=[32]).state_dict())
+    images = {"train": str(png_classes(tmp_path / "train", 256, 0)), "test": str(png_classes(tmp_path / "test", 64, 1)),
+              "grayscale": True, "val_fraction": 0.25, "mean": [0.5], "std": [0.25]}
+    cfg["data"] = {"dataset": "image_folder", "stream": True, "workers": 1, "images": images, "augment": None}
+    config.write_text(yaml.safe_dump(cfg))
+    one, two = run(config, tmp_path / "one", 1), run(config, tmp_path / "two", 2)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert two.returncode == 0, two.stderr[-3000:]
+    single, double = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(single) == len(double) == EPOCHS and single[-1] < single[0]
+    np.testing.assert_allclose(double, single, rtol=1e-4)
+    np.testing.assert_allclose(np.load(tmp_path / "two" / "cache" / "logits.npy"),
+                               np.load(tmp_path / "one" / "cache" / "logits.npy"), rtol=1e-5, atol=1e-5)
