@@ -342,3 +342,62 @@ def test_a_streamed_audio_folder_run_trains_from_the_yaml_alone(tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert {"teacher", "student", "baseline"} <= set(summary["models"])
     assert json.loads((tmp_path / "out" / "cache" / "meta.json").read_text())["samples"] == 22
+
+
+def test_streamed_hf_dataset_images_are_the_in_memory_ones(tmp_path, capsys):
+    """hf_dataset with data.stream: rows stay in the Arrow files (named and carved splits, and a pool),
+    decoded per batch into the in-memory path's pixels; the cache key follows the dataset's files; a
+    text column is refused in one line."""
+    import json
+
+    import yaml
+
+    datasets = pytest.importorskip("datasets")
+    from distill.cli import main
+    from distill.config.schema import DataConfig
+    from distill.data.bundle import load_data
+    from distill.data.lazy import cat
+
+    rng = np.random.default_rng(0)
+    image = lambda: Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8))  # noqa: E731
+    features = datasets.Features({"img": datasets.Image(), "y": datasets.ClassLabel(names=["a", "b", "c"])})
+    datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"img": [image() for _ in range(40)], "y": [i % 3 for i in range(40)]},
+                                            features=features),
+        "test": datasets.Dataset.from_dict({"img": [image() for _ in range(9)], "y": [i % 3 for i in range(9)]},
+                                           features=features)}).save_to_disk(str(tmp_path / "hf"))
+    datasets.Dataset.from_dict({"img": [image() for _ in range(7)]}, features=datasets.Features(
+        {"img": datasets.Image()})).save_to_disk(str(tmp_path / "pool"))
+    options = dict(dataset="hf_dataset", unlabeled=str(tmp_path / "pool"), images={"resize": [8, 8]},
+                   hf={"path": str(tmp_path / "hf"), "input_column": "img", "label_column": "y", "val_fraction": 0.25})
+    streamed, held = load_data(DataConfig(stream=True, **options)), load_data(DataConfig(**options))
+    assert streamed.meta["images"]["mean"] == pytest.approx(held.meta["images"]["mean"])
+    pool = streamed.meta["transfer"]
+    for a, b in ((streamed.train, held.train), (streamed.val, held.val), (streamed.test, held.test),
+                 (pool, held.meta["transfer"])):
+        assert isinstance(a.inputs, LazyInputs) and a.inputs.shape == b.inputs.shape == (len(b), 3, 8, 8)
+        torch.testing.assert_close(a.inputs[torch.arange(len(a))], b.inputs)
+        assert torch.equal(a.targets, b.targets)
+    joined = cat(streamed.train.inputs, pool.inputs)  # what the distilled student trains on
+    assert isinstance(joined, LazyInputs) and len(joined) == len(streamed.train) + 7
+    key = streamed.train.inputs.fingerprint()
+    assert load_data(DataConfig(stream=True, **options)).train.inputs.fingerprint() == key
+    datasets.load_from_disk(str(tmp_path / "hf")).save_to_disk(str(tmp_path / "hf2"))  # the same rows elsewhere
+    moved = load_data(DataConfig(stream=True, **{**options, "hf": {**options["hf"], "path": str(tmp_path / "hf2")}}))
+    assert moved.train.inputs.fingerprint() != key
+    datasets.Dataset.from_dict({"text": ["a b", "c d"] * 6, "y": [0, 1] * 6}).save_to_disk(str(tmp_path / "txt"))
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"data": {"dataset": "hf_dataset", "stream": True,
+                                             "hf": {"path": str(tmp_path / "txt"), "input_column": "text",
+                                                    "label_column": "y"}}}))
+    capsys.readouterr()  # the datasets progress bars above
+    assert main(["run", str(path), "--check", "--quiet", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds text" in err and "remove data.stream" in err and "\n" not in err
+    run = {"name": "hf", "seed": 0, "data": {**options, "stream": True, "workers": 2},
+           "teacher": {"model": {"name": "mlp", "hidden": [16]}, "train": {"epochs": 1, "batch_size": 8}},
+           "student": {"model": {"name": "mlp", "hidden": [8]}, "train": {"epochs": 2, "batch_size": 8}},
+           "cache": {"views": 2}, "evaluate": {"latency": False}, "runtime": {"threads": 1}}
+    path.write_text(yaml.safe_dump(run))
+    assert main(["run", str(path), "--quiet", "--out", str(tmp_path / "run")]) == 0  # workers decode the rows
+    assert json.loads((tmp_path / "run" / "cache" / "meta.json").read_text())["samples"] == 30 + 7

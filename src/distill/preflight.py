@@ -135,7 +135,8 @@ def check_data(cfg: ExperimentConfig, data) -> None:
                             f"check the data's label column (data.text.label_column) or the files")
     if cfg.data.stream and not is_lazy(data.train.inputs):
         raise ConfigError(f"data.stream: true, but {data.name} is loaded into memory as one tensor; streaming "
-                          f"needs a dataset read from files (image_folder or audio_folder); remove data.stream")
+                          f"needs a dataset read from files (image_folder, audio_folder, or an hf_dataset of images); "
+                          f"remove data.stream")
     for name, part in (("train", data.train), ("val", data.val), ("test", data.test)):
         if len(part) == 0:
             raise DataError(f"{data.name}: the {name} split is empty; give more data or a smaller data.val_size")

@@ -224,8 +224,9 @@ class DataConfig(Strict):
                                                        "null = split_seed (vary it to vary the labelled samples "
                                                        "without moving the val/test split)")
     stream: bool = Field(False, description="keep the images or clips on disk and decode each batch in "
-                                            "DataLoader worker processes (data bigger than memory; image_folder "
-                                            "and audio_folder); false holds them in memory as one tensor")
+                                            "DataLoader worker processes (data bigger than memory; image_folder, "
+                                            "audio_folder, and hf_dataset images); false holds them in memory as "
+                                            "one tensor")
     workers: int | None = Field(None, ge=0, description="loader worker processes when streaming (default 2; "
                                                         "0 decodes in the training process)")
 

@@ -53,25 +53,25 @@ def open_dataset(path: str, option: str = "data.hf.path"):
                         f"{(str(exc).splitlines() or [''])[0][:200]})") from None
 
 
-def named_splits(ds, o: HFDatasetConfig, seed: int) -> dict:
-    """{"train", "val", "test"} Datasets: the named splits, the missing ones carved from train."""
+def split_rows(ds, o: HFDatasetConfig, seed: int) -> tuple[object, dict[str, tuple[str, list[int] | None]]]:
+    """(a DatasetDict, {"train", "val", "test": (its split name, its rows, None = all)}): the named
+    splits whole, the missing ones carved from train."""
     import datasets
 
     if isinstance(ds, datasets.Dataset):
         ds = datasets.DatasetDict({o.train_split: ds})
     if o.train_split not in ds:
         raise DataError(f"{o.path}: no split '{o.train_split}' (splits: {', '.join(ds)}); set data.hf.train_split")
-    parts = {"train": ds[o.train_split]}
+    rows: dict[str, tuple[str, list[int] | None]] = {"train": (o.train_split, None)}
     for name, split in (("val", o.val_split), ("test", o.test_split)):
         if split and split in ds:
-            parts[name] = ds[split]
-    idx = carve_indices(len(parts["train"]), o.val_fraction, o.test_fraction, seed, "val" not in parts,
-                        "test" not in parts, "rows")
-    train = parts["train"]
-    for name, rows in idx.items():
-        if name == "train" or name not in parts:
-            parts[name] = train.select(rows)
-    return parts
+            rows[name] = (split, None)
+    idx = carve_indices(len(ds[o.train_split]), o.val_fraction, o.test_fraction, seed, "val" not in rows,
+                        "test" not in rows, "rows")
+    for name, carved in idx.items():
+        if name == "train" or name not in rows:
+            rows[name] = (o.train_split, carved)
+    return ds, rows
 
 
 def check_columns(ds, columns: list[str], where: str) -> None:
@@ -167,21 +167,28 @@ def load_hf_dataset(cfg: DataConfig, teacher_path: str | None = None) -> DataBun
     o = cfg.hf
     if not o.path:
         raise DataError("data.dataset hf_dataset needs data.hf.path: a save_to_disk folder or local data files")
-    parts = named_splits(open_dataset(o.path), o, cfg.split_seed)
+    whole, rows = split_rows(open_dataset(o.path), o, cfg.split_seed)
+    parts = {name: whole[split] if r is None else whole[split].select(r) for name, (split, r) in rows.items()}
     for split, ds in parts.items():
         check_columns(ds, [o.input_column, o.label_column], f"{o.path} ({split} split)")
         if len(ds) == 0:
             raise DataError(f"{o.path}: the {split} split is empty")
     labels, names = class_labels(parts, o)
-    inputs = {split: ds[o.input_column] for split, ds in parts.items()}
-    pool = None
+    pool_ds = pool_split = None
     if cfg.unlabeled not in (None, REST):
-        unlabelled = open_dataset(cfg.unlabeled, "data.unlabeled")
-        if hasattr(unlabelled, "keys"):  # a DatasetDict: its training split
-            unlabelled = unlabelled[o.train_split if o.train_split in unlabelled else next(iter(unlabelled))]
-        check_columns(unlabelled, [o.input_column], f"{cfg.unlabeled}")
-        pool = unlabelled[o.input_column]
-    kind = modality(inputs["train"][0], o)
+        pool_ds = open_dataset(cfg.unlabeled, "data.unlabeled")
+        if hasattr(pool_ds, "keys"):  # a DatasetDict: its training split
+            pool_split = o.train_split if o.train_split in pool_ds else next(iter(pool_ds))
+            pool_ds = pool_ds[pool_split]
+        check_columns(pool_ds, [o.input_column], f"{cfg.unlabeled}")
+    kind = modality(parts["train"][0][o.input_column], o)
+    if cfg.stream:  # images bigger than memory: rows decoded per batch by loader workers (data/hf_stream.py)
+        if kind != "image":
+            raise DataError(f"data.stream: true streams the images of an hf_dataset, but {o.path}'s column "
+                            f"'{o.input_column}' holds {kind}; remove data.stream (it is held in memory)")
+        return _streamed_image_bundle(rows, labels, names, cfg, pool_ds, pool_split)
+    inputs = {split: ds[o.input_column] for split, ds in parts.items()}
+    pool = pool_ds[o.input_column] if pool_ds is not None else None
     if kind == "text":
         from distill.data.text_bundle import token_bundle
 
@@ -193,7 +200,6 @@ def load_hf_dataset(cfg: DataConfig, teacher_path: str | None = None) -> DataBun
 
 
 def _image_bundle(inputs, labels, names, cfg: DataConfig, pool) -> DataBundle:
-    from distill.data.augment import BatchAugment
     from distill.data.image_folder import image_options
 
     options = image_options(cfg.images)
@@ -203,6 +209,39 @@ def _image_bundle(inputs, labels, names, cfg: DataConfig, pool) -> DataBundle:
         raise DataError(f"{cfg.hf.path}: the splits' images differ in size ({sorted(sizes)}); set data.images.resize")
     mean, std = (list(cfg.images.mean), list(cfg.images.std)) if cfg.images.mean else channel_stats(decoded["train"])
     splits = {s: Split(normalise(x, mean, std), torch.tensor(labels[s], dtype=torch.long)) for s, x in decoded.items()}
+    pool = normalise(pil_images(pool, options, f"{cfg.unlabeled}"), mean, std) if pool is not None else None
+    return image_bundle(splits, names, cfg, mean, std, pool)
+
+
+def _streamed_image_bundle(rows, labels, names, cfg: DataConfig, pool_ds, pool_split) -> DataBundle:
+    from distill.data.hf_stream import HFImageRow, row_addresses, source_of
+    from distill.data.image_folder import image_options
+    from distill.data.image_stream import lazy_decoded, streamed_splits
+
+    o = cfg.hf
+    options = image_options(cfg.images)
+    decode = HFImageRow(o.input_column, options)
+    described = f"hf_dataset {o.input_column} {options}"
+    addresses = {name: (row_addresses(o.path, split, range(len(labels[name])) if r is None else r), labels[name])
+                 for name, (split, r) in rows.items()}
+    lazy, mean, std = streamed_splits(addresses, decode, described, cfg.images.mean, cfg.images.std, o.path,
+                                      source_of)
+    splits = {name: Split(inputs, targets) for name, (inputs, targets) in lazy.items()}
+    pool = None
+    if pool_ds is not None:
+        pool = lazy_decoded(row_addresses(cfg.unlabeled, pool_split or o.train_split, range(len(pool_ds))), decode,
+                            described, mean, std, source_of)
+        if pool.sample_shape != splits["train"].inputs.sample_shape:
+            raise DataError(f"data.unlabeled: {cfg.unlabeled}'s images are {pool.sample_shape} but the training "
+                            f"images {splits['train'].inputs.sample_shape}; set data.images.resize so both match")
+    return image_bundle(splits, names, cfg, mean, std, pool)
+
+
+def image_bundle(splits: dict[str, Split], names: list[str], cfg: DataConfig, mean: list[float], std: list[float],
+                 pool) -> DataBundle:
+    """The hf_dataset bundle of normalised image splits (in memory or on disk), its augmentation and pool."""
+    from distill.data.augment import BatchAugment
+
     augment = None
     if cfg.augment is not None and (cfg.augment.crop_padding > 0 or cfg.augment.hflip):
         augment = BatchAugment(cfg.augment.crop_padding, cfg.augment.hflip, fill=(0.0 - mean[0]) / std[0])
@@ -210,7 +249,7 @@ def _image_bundle(inputs, labels, names, cfg: DataConfig, pool) -> DataBundle:
                         splits["test"].head(cfg.test_subset), len(names), names, augment,
                         meta={"images": {"mean": mean, "std": std}})
     if pool is not None:
-        add_unlabeled(bundle, normalise(pil_images(pool, options, f"{cfg.unlabeled}"), mean, std))
+        add_unlabeled(bundle, pool)
     return bundle
 
 

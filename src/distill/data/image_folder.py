@@ -9,6 +9,7 @@ unlabelled pool ``data.unlabeled`` is a folder of images at any depth (no class 
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from distill.data.image_files import (
     channel_stats,
     class_folders,
     decode_all,
+    decode_image,
     image_files,
     is_image,
     normalise,
@@ -70,7 +72,8 @@ def load_image_folder(cfg: DataConfig, teacher_path: str | None = None) -> DataB
         raise DataError(f"data.images.mean/std have {len(o.mean)}/{len(o.std)} values but the images have "
                         f"{options.channels} channel(s) (grayscale: {o.grayscale})")
     if cfg.stream:  # data bigger than memory: files decoded per batch by loader workers (data/image_stream.py)
-        lazy, mean, std = streamed_splits(parts, options, o.mean, o.std, o.train)
+        lazy, mean, std = streamed_splits(parts, partial(decode_image, options=options), f"image_folder {options}",
+                                          o.mean, o.std, o.train)
         splits = {name: Split(inputs, labels) for name, (inputs, labels) in lazy.items()}
         size = splits["train"].inputs.sample_shape
     else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -29,8 +30,11 @@ Decode = Callable[[str], Tensor]
 class LazyInputs:
     def __init__(self, paths: Sequence[str], decode: Decode, sample_shape: tuple[int, ...] | None = None,
                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", describe: str = "",
-                 finish: Callable[[Tensor], Tensor] | None = None):
+                 finish: Callable[[Tensor], Tensor] | None = None, source_of: Callable[[str], str] | None = None):
         self.paths = list(paths)
+        # source_of (optional): rows are addresses inside a source (a Hugging Face dataset's folder), not
+        # files; the cache key then stamps each source's files once instead of stat'ing every row.
+        self.source_of = source_of
         # decode: one file -> one sample; finish (optional): the stacked batch -> model inputs, e.g.
         # uint8 -> normalised float once per batch instead of once per image (several times cheaper).
         self.decode, self.finish = decode, finish
@@ -119,13 +123,18 @@ class LazyInputs:
 
     def _with(self, paths: list[str], device=None) -> LazyInputs:
         return LazyInputs(paths, self.decode, self.sample_shape, self.dtype, device or self.device, self.describe,
-                          self.finish)
+                          self.finish, self.source_of)
 
     def fingerprint(self) -> str:
         """A hash of what the decoded rows depend on: each file's path, size and modification time,
         and the decode options; the teacher cache keys on it instead of on the pixels."""
         h = hashlib.blake2b(digest_size=20)
         h.update(f"{self.describe}|{self.sample_shape}|{self.dtype}".encode())
+        if self.source_of is not None:
+            for source in sorted({self.source_of(p) for p in self.paths}):
+                h.update(source_stamp(source).encode())
+            h.update("\n".join(self.paths).encode())
+            return h.hexdigest()
         for path in self.paths:
             st = os.stat(path)
             h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -133,6 +142,13 @@ class LazyInputs:
 
     def __repr__(self) -> str:
         return f"LazyInputs({len(self)} files, sample shape {self.sample_shape}, {self.describe})"
+
+
+def source_stamp(source: str) -> str:
+    """Path, size and modification time of every file of ``source`` (a file, or a folder's files)."""
+    root = Path(source)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    return "".join(f"{p}\0{p.stat().st_size}\0{p.stat().st_mtime_ns}\n" for p in files)
 
 
 def running_channel_stats(samples: Iterable[Tensor]) -> tuple[Tensor, Tensor]:
