@@ -179,8 +179,9 @@ def cmd_table(_args) -> None:
                 continue
             sets = by["distilled"][seeds[0]].get("sets") or []
             method = by["distilled"][seeds[0]].get("method")
-            recipe = ", ".join(s.replace("distill.", "") for s in sets) or (
-                f"{method} (its methods-benchmark options)" if method else "demo settings (T 1, alpha 0.5, label weight 0.5)")
+            overrides = ", ".join(s.replace("distill.", "") for s in sets) or (
+                "its methods-benchmark options" if method else "demo settings (T 1, alpha 0.5, label weight 0.5)")
+            recipe = f"{method or 'kd'}: {overrides}"
             b = [by["baseline"][s]["test_accuracy"] * 100 for s in seeds]
             d = [by["distilled"][s]["test_accuracy"] * 100 for s in seeds]
             bv = [by["baseline"][s]["val_accuracy"] * 100 for s in seeds]
@@ -188,7 +189,7 @@ def cmd_table(_args) -> None:
             (bm, bs), (dm, ds), (pm, ps) = mean_std(b), mean_std(d), paired(d, b)
             gaps = [gap_recovered(t, bi, di) for bi, di in zip(b, d, strict=True)]
             gm, gs = mean_std(gaps)
-            table.append({"labels": labels, "recipe": tag or None, "sets": sets, "seeds": seeds, "baseline": b,
+            table.append({"labels": labels, "recipe": tag or None, "method": method or "kd", "sets": sets, "seeds": seeds, "baseline": b,
                           "distilled": d, "baseline_val": bv, "distilled_val": dv, "paired_diff_mean": pm,
                           "paired_diff_std": ps, "gap_recovered_mean": gm, "gap_recovered_std": gs,
                           "distilled_minutes": [by["distilled"][s]["seconds"] / 60 for s in seeds],
