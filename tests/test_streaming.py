@@ -385,6 +385,17 @@ def test_streamed_hf_dataset_images_are_the_in_memory_ones(tmp_path, capsys):
     datasets.load_from_disk(str(tmp_path / "hf")).save_to_disk(str(tmp_path / "hf2"))  # the same rows elsewhere
     moved = load_data(DataConfig(stream=True, **{**options, "hf": {**options["hf"], "path": str(tmp_path / "hf2")}}))
     assert moved.train.inputs.fingerprint() != key
+    # rewritten in place (same path, same row addresses, other pixels): the key follows the files
+    import shutil
+
+    edited = datasets.load_from_disk(str(tmp_path / "hf2"))
+    edited["train"] = edited["train"].map(lambda row: {"img": image()}, features=features)
+    edited.save_to_disk(str(tmp_path / "hf3"))
+    fixed = {**options, "images": {"resize": [8, 8], "mean": [0.5] * 3, "std": [0.25] * 3}}  # pixel stats out of the key
+    before = load_data(DataConfig(stream=True, **fixed)).train.inputs.fingerprint()
+    shutil.rmtree(tmp_path / "hf")
+    (tmp_path / "hf3").rename(tmp_path / "hf")
+    assert load_data(DataConfig(stream=True, **fixed)).train.inputs.fingerprint() != before
     datasets.Dataset.from_dict({"text": ["a b", "c d"] * 6, "y": [0, 1] * 6}).save_to_disk(str(tmp_path / "txt"))
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"data": {"dataset": "hf_dataset", "stream": True,

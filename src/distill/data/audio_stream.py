@@ -57,8 +57,7 @@ def header(path: Path) -> tuple[int, int]:
 
 def run_rate_and_length(files: list[Path], cfg: DataConfig) -> tuple[int, int]:
     """The run's sample rate (data.audio.sample_rate, else the first training clip's) and clip length."""
-    first_frames, first_rate = header(files[0])
-    rate = cfg.audio.sample_rate or first_rate
+    rate = cfg.audio.sample_rate or header(files[0])[1]
     if cfg.audio.seconds:
         return rate, round(cfg.audio.seconds * rate)
     longest = 0

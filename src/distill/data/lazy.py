@@ -148,7 +148,8 @@ def source_stamp(source: str) -> str:
     """Path, size and modification time of every file of ``source`` (a file, or a folder's files)."""
     root = Path(source)
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-    return "".join(f"{p}\0{p.stat().st_size}\0{p.stat().st_mtime_ns}\n" for p in files)
+    stats = ((p, p.stat()) for p in files)
+    return "".join(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n" for p, st in stats)
 
 
 def running_channel_stats(samples: Iterable[Tensor]) -> tuple[Tensor, Tensor]:
